@@ -1,0 +1,560 @@
+/* mailbox.c - message queues: framings, capacity, delivery and requeue. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/err.h"
+#include "lib/kind.h"
+
+/*
+ * A message leaves the queue when a reader takes it (h->cur) and counts as
+ * delivered once the reader has read all of it; a message taken but not
+ * finished goes back to the head when its reader's file is released.
+ * Capacity: messages on the queue plus slots reserved by open-framing
+ * writers against max_messages; queued bytes plus the writer's own message
+ * being built against max_bytes (each writer is checked alone, so several
+ * open-framing writers may together overshoot max_bytes by what they are
+ * writing; one writer never waits on another's unfinished message).
+ */
+
+static uint64_t msg_max(const struct ipc_store *st, const struct ipc_node *n)
+{
+	return n->set.max_bytes < st->lim.max_message ? n->set.max_bytes : st->lim.max_message;
+}
+
+static bool slot_free(const struct ipc_node *n)
+{
+	return n->q.count + n->reserved < n->set.max_messages;
+}
+
+static bool bytes_fit(const struct ipc_node *n, uint64_t own, uint64_t len)
+{
+	return n->q.bytes + own + len <= n->set.max_bytes;
+}
+
+static void mbox_init(struct ipc_store *st, struct ipc_node *n)
+{
+	n->set.framing = IPC_FRAMING_OPEN;
+	n->set.max_messages = st->lim.mbox_messages;
+	n->set.max_bytes = st->lim.mbox_bytes;
+}
+
+static uint64_t mbox_size(const struct ipc_node *n)
+{
+	return n->q.bytes;
+}
+
+/* Queues a finished message (the caller's reference). */
+static int enqueue(struct ipc_store *st, struct ipc_node *n, struct ipc_msg *m)
+{
+	int r = msgq_push_tail(&n->q, m);
+
+	if (r)
+		return r;
+	n->stats.in_msgs++;
+	n->stats.in_bytes += m->len;
+	store_now(&n->mtime);
+	store_touch_meta(st, n);
+	store_touch_data(st, n);
+	store_poll_wake(st, n);
+	return 0;
+}
+
+/* The reader has all of m: it is delivered. Keeps a reference in rd for an
+ * undo and drops the cursor's. */
+static void deliver(struct ipc_store *st, struct ipc_node *n, struct ipc_msg *m,
+		    struct ipc_rdres *rd)
+{
+	n->stats.out_msgs++;
+	n->stats.out_bytes += m->len;
+	store_uncharge(st, ipc_msg_charge(m));
+	rd->taken = ipc_msg_ref(m);
+	msgq_delivered(&n->q, m);
+	store_touch_data(st, n);
+}
+
+/* Serves the next bytes of the handle's current message into rd. */
+static void serve(struct ipc_store *st, struct ipc_node *n, struct ipc_handle *h, size_t size,
+		  struct ipc_rdres *rd)
+{
+	struct ipc_msg *m = h->cur;
+	size_t k = m->len - h->cur_off;
+
+	if (k > size)
+		k = size;
+	rdres_add(rd, m, h->cur_off, k);
+	h->cur_off += (uint32_t)k;
+	if (h->cur_off == m->len) {
+		h->cur = NULL;
+		deliver(st, n, m, rd);
+	}
+}
+
+static void take_head(struct ipc_node *n, struct ipc_handle *h)
+{
+	h->cur = msgq_pop_head(&n->q);
+	h->cur_off = 0;
+	h->got_msg = true;
+}
+
+static int place(struct ipc_store *st, struct ipc_handle *h, const char *buf, size_t len,
+		 uint64_t off, bool partial_ok, size_t *placed);
+
+/* Hands messages to parked readers and room to parked writers/openers,
+ * until neither makes progress. Returns true if anything moved. */
+static bool pump(struct ipc_store *st, struct ipc_node *n)
+{
+	bool any = false, progress;
+	struct ipc_waiter *w;
+
+	do {
+		progress = false;
+		while ((w = waitq_first(&n->readers)) && msgq_head(&n->q)) {
+			take_head(n, w->h);
+			serve(st, n, w->h, w->size, &w->rd);
+			store_complete(st, w, (int)w->rd.total);
+			progress = true;
+		}
+		while ((w = waitq_first(&n->space))) {
+			if (w->op == IPC_OP_OPEN) {
+				if (!slot_free(n))
+					break;
+				n->reserved++;
+				w->h->slot = true;
+				store_complete(st, w, 0);
+			} else {
+				struct ipc_msg *m = w->wmsg;
+				size_t k = 0;
+				int r = place(st, w->h, m->data + m->head, m->len - m->head, 0, true,
+					      &k);
+				m->head += (uint32_t)k;
+				w->wdone += k;
+				if (r == OBJ_WAIT) {
+					if (k)
+						progress = true;
+					break;
+				}
+				if (r < 0)
+					obj_write_done(st, w, w->wdone ? (int)w->wdone : r);
+				else
+					obj_write_done(st, w, (int)w->wlen);
+			}
+			progress = true;
+		}
+		any |= progress;
+	} while (progress);
+	if (any)
+		store_poll_wake(st, n);
+	return any;
+}
+
+/* Turns the handle's message being built into a queued message. */
+static int commit_pending(struct ipc_store *st, struct ipc_node *n, struct ipc_handle *h)
+{
+	struct ipc_msg *m = h->pend, *fit;
+	int r;
+
+	if (!m)
+		return 0;
+	/* Trim the slack so the charge is the message's size. */
+	fit = realloc(m, sizeof(*m) + m->len);
+	if (fit) {
+		m = fit;
+		m->cap = m->len;
+		ipc_list_init(&m->link);
+	}
+	h->pend = NULL;
+	n->pending_bytes -= m->len;
+	store_uncharge(st, h->pend_charge);
+	h->pend_charge = 0;
+	obj_force_charge(st, ipc_msg_charge(m));
+	r = enqueue(st, n, m);
+	if (r) {
+		store_uncharge(st, ipc_msg_charge(m));
+		ipc_msg_unref(m);
+		return r;
+	}
+	if (h->slot) {
+		h->slot = false;
+		n->reserved--;
+	}
+	return 1;
+}
+
+static void drop_pending(struct ipc_store *st, struct ipc_node *n, struct ipc_handle *h)
+{
+	if (!h->pend)
+		return;
+	n->pending_bytes -= h->pend->len;
+	store_uncharge(st, h->pend_charge);
+	h->pend_charge = 0;
+	ipc_msg_unref(h->pend);
+	h->pend = NULL;
+}
+
+/* Appends to the handle's message being built (not yet shared). */
+static int append_pending(struct ipc_store *st, struct ipc_node *n, struct ipc_handle *h,
+			  const char *buf, size_t len)
+{
+	struct ipc_msg *m = h->pend;
+	size_t need = (m ? m->len : 0) + len;
+
+	if (!m || need > m->cap) {
+		size_t oldcap = m ? m->cap : 0, cap = oldcap ? oldcap * 2 : 256;
+		struct ipc_msg *nm;
+		if (cap < need)
+			cap = need;
+		if (cap > msg_max(st, n))
+			cap = need;
+		if (store_charge(st, cap - oldcap))
+			return -ENOSPC;
+		if (m) {
+			nm = realloc(m, sizeof(*m) + cap);
+			if (nm)
+				ipc_list_init(&nm->link);
+		} else {
+			nm = ipc_msg_new(NULL, 0, cap);
+		}
+		if (!nm) {
+			store_uncharge(st, cap - oldcap);
+			return -ENOMEM;
+		}
+		h->pend_charge += cap - oldcap;
+		nm->cap = (uint32_t)cap;
+		h->pend = m = nm;
+	}
+	memcpy(m->data + m->len, buf, len);
+	m->len += (uint32_t)len;
+	n->pending_bytes += len;
+	return 0;
+}
+
+static int place_open(struct ipc_store *st, struct ipc_handle *h, const char *buf, size_t len,
+		      size_t *placed)
+{
+	struct ipc_node *n = h->node;
+	uint64_t own = h->pend ? h->pend->len : 0;
+	int r;
+
+	if (h->failed)
+		return -EFBIG;
+	if (own + len > msg_max(st, n)) {
+		drop_pending(st, n, h);
+		h->failed = true;
+		return -EFBIG;
+	}
+	if (!h->slot && !slot_free(n))
+		return OBJ_WAIT;
+	if (!bytes_fit(n, own, len))
+		return OBJ_WAIT;
+	if (!h->slot) {
+		n->reserved++;
+		h->slot = true;
+	}
+	r = append_pending(st, n, h, buf, len);
+	if (r)
+		return r;
+	*placed = len;
+	return 0;
+}
+
+static int place_write(struct ipc_store *st, struct ipc_handle *h, const char *buf, size_t len,
+		       uint64_t off, size_t *placed)
+{
+	struct ipc_node *n = h->node;
+	struct ipc_msg *m;
+	int r;
+
+	/* A continuation chunk means one write(2) did not fit one request. */
+	if (off > 0 || len > msg_max(st, n) || len > st->lim.write_msg_max)
+		return -EFBIG;
+	if (!slot_free(n) || !bytes_fit(n, 0, len))
+		return OBJ_WAIT;
+	m = ipc_msg_new(buf, len, len);
+	if (!m)
+		return -ENOMEM;
+	if (store_charge(st, ipc_msg_charge(m))) {
+		ipc_msg_unref(m);
+		return -ENOSPC;
+	}
+	r = enqueue(st, n, m);
+	if (r) {
+		store_uncharge(st, ipc_msg_charge(m));
+		ipc_msg_unref(m);
+		return r;
+	}
+	*placed = len;
+	return 0;
+}
+
+/* Line framing: checks lengths and, unless partial_ok, room for every
+ * complete line, before anything changes. */
+static int line_check(struct ipc_store *st, struct ipc_handle *h, const char *buf, size_t len,
+		      bool partial_ok)
+{
+	struct ipc_node *n = h->node;
+	uint64_t own = h->pend ? h->pend->len : 0, lines = 0, bytes = 0;
+	const char *p = buf, *end = buf + len;
+
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		uint64_t seg = nl ? (uint64_t)(nl - p) + 1 : (uint64_t)(end - p);
+		if (own + seg > msg_max(st, n))
+			return -EFBIG;
+		if (nl) {
+			lines++;
+			bytes += own + seg;
+			own = 0;
+		}
+		p += seg;
+	}
+	if (!partial_ok && lines &&
+	    (n->q.count + n->reserved + lines > n->set.max_messages || !bytes_fit(n, 0, bytes)))
+		return OBJ_WAIT;
+	if (st->mem_used + len + lines * sizeof(struct ipc_msg) > st->lim.max_memory)
+		return -ENOSPC;
+	return 0;
+}
+
+static int place_line(struct ipc_store *st, struct ipc_handle *h, const char *buf, size_t len,
+		      bool partial_ok, size_t *placed)
+{
+	struct ipc_node *n = h->node;
+	size_t done = 0;
+	int r = line_check(st, h, buf, len, partial_ok);
+
+	if (r) {
+		if (r == -EFBIG)
+			drop_pending(st, n, h);
+		return r;
+	}
+	while (done < len) {
+		const char *p = buf + done;
+		const char *nl = memchr(p, '\n', len - done);
+		size_t seg = nl ? (size_t)(nl - p) + 1 : len - done;
+		if (nl) {
+			uint64_t own = h->pend ? h->pend->len : 0;
+			if (!slot_free(n) || !bytes_fit(n, 0, own + seg)) {
+				r = OBJ_WAIT;
+				break;
+			}
+		}
+		r = append_pending(st, n, h, p, seg);
+		if (!r && nl)
+			r = commit_pending(st, n, h) < 0 ? -ENOMEM : 0;
+		if (r)
+			break;
+		done += seg;
+	}
+	*placed = done;
+	return r;
+}
+
+static int place(struct ipc_store *st, struct ipc_handle *h, const char *buf, size_t len,
+		 uint64_t off, bool partial_ok, size_t *placed)
+{
+	switch (h->node->set.framing) {
+	case IPC_FRAMING_WRITE:
+		return place_write(st, h, buf, len, off, placed);
+	case IPC_FRAMING_LINE:
+		return place_line(st, h, buf, len, partial_ok, placed);
+	default:
+		return place_open(st, h, buf, len, placed);
+	}
+}
+
+static int mbox_open(struct ipc_handle *h, int oflags, struct ipc_waiter *w)
+{
+	struct ipc_node *n = h->node;
+	int r;
+
+	if (h->acc & IPC_ACC_READ)
+		n->nreaders++;
+	if (h->acc & IPC_ACC_WRITE)
+		n->nwriters++;
+	/* An open-framing writer holds a message slot from its open on. */
+	if (h->acc != IPC_ACC_WRITE || n->set.framing != IPC_FRAMING_OPEN)
+		return 0;
+	if (slot_free(n) && ipc_list_empty(&n->space.waiters)) {
+		n->reserved++;
+		h->slot = true;
+		return 0;
+	}
+	r = obj_must_wait(oflags, w);
+	if (r)
+		return r;
+	w->op = IPC_OP_OPEN;
+	w->h = h;
+	r = waitq_park(&n->space, w);
+	if (r == IPC_E_PARKED) {
+		h->refs++;
+		w->href = true;
+	}
+	return r;
+}
+
+static int mbox_read(struct ipc_handle *h, size_t size, int oflags, struct ipc_waiter *w,
+		     struct ipc_rdres *rd)
+{
+	struct ipc_store *st = h->st;
+	struct ipc_node *n = h->node;
+	int r;
+
+	if (size == 0)
+		return 0;
+	if (!h->cur) {
+		if (n->set.framing == IPC_FRAMING_OPEN && h->got_msg)
+			return 0; /* this open had its message: EOF */
+		if (!msgq_head(&n->q)) {
+			r = obj_must_wait(oflags, w);
+			return r ? r : obj_park_read(&n->readers, w);
+		}
+		take_head(n, h);
+	}
+	serve(st, n, h, size, rd);
+	pump(st, n);
+	store_poll_wake(st, n);
+	return 0;
+}
+
+static void mbox_unread(struct ipc_handle *h, struct ipc_rdres *rd)
+{
+	struct ipc_store *st = h->st;
+	struct ipc_node *n = h->node;
+	struct ipc_rdseg *s = &rd->seg[0];
+
+	if (rd->taken) {
+		/* The read finished the message: it was delivered, undo that. */
+		struct ipc_msg *m = rd->taken;
+		rd->taken = NULL;
+		n->stats.out_msgs--;
+		n->stats.out_bytes -= m->len;
+		obj_force_charge(st, ipc_msg_charge(m));
+		if (!h->cur && !h->released) {
+			/* Give it back to this reader, which may read again. */
+			msgq_undeliver(&n->q, m);
+			h->cur = m;
+			h->cur_off = s->off;
+		} else {
+			msgq_requeue(&n->q, m);
+		}
+		store_touch_data(st, n);
+	} else if (h->cur == s->msg && h->cur_off == s->off + s->len) {
+		h->cur_off = s->off;
+	}
+	pump(st, n);
+	store_poll_wake(st, n);
+}
+
+static int mbox_write(struct ipc_handle *h, const void *buf, size_t len, uint64_t off,
+		      int oflags, struct ipc_waiter *w, size_t *written)
+{
+	struct ipc_store *st = h->st;
+	struct ipc_node *n = h->node;
+	bool queued_writers = !ipc_list_empty(&n->space.waiters);
+	bool partial_ok = (w || (oflags & O_NONBLOCK)) != 0;
+	size_t placed = 0;
+	int r;
+
+	if (len == 0)
+		return 0;
+	r = queued_writers ? OBJ_WAIT : place(st, h, buf, len, off, partial_ok, &placed);
+	if (placed)
+		pump(st, n);
+	if (r != OBJ_WAIT) {
+		if (r < 0 && placed == 0)
+			return r;
+		*written = placed;
+		return 0;
+	}
+	if (placed && (oflags & O_NONBLOCK)) {
+		*written = placed;
+		return 0;
+	}
+	r = obj_must_wait(oflags, w);
+	if (r)
+		return r;
+	return obj_park_write(&n->space, w, h, buf, len, placed);
+}
+
+static int mbox_flush(struct ipc_handle *h, const struct ipc_cred *cred)
+{
+	struct ipc_store *st = h->st;
+	struct ipc_node *n = h->node;
+	int r = 0;
+
+	if (!(h->acc & IPC_ACC_WRITE) || cred->tid != h->cred.tid)
+		return 0;
+	h->failed = false;
+	if (n->set.framing == IPC_FRAMING_OPEN || n->set.framing == IPC_FRAMING_LINE) {
+		r = commit_pending(st, n, h);
+		if (r > 0)
+			pump(st, n);
+	}
+	return r;
+}
+
+static void mbox_release(struct ipc_handle *h)
+{
+	struct ipc_store *st = h->st;
+	struct ipc_node *n = h->node;
+
+	if (h->acc & IPC_ACC_READ)
+		n->nreaders--;
+	if (h->acc & IPC_ACC_WRITE)
+		n->nwriters--;
+	if (h->failed)
+		drop_pending(st, n, h);
+	/* The last close commits what was written (children's closes did not). */
+	if (commit_pending(st, n, h) < 0)
+		drop_pending(st, n, h);
+	if (h->slot) {
+		h->slot = false;
+		n->reserved--;
+	}
+	if (h->cur) {
+		/* Read in part: back to the head for the next reader. */
+		msgq_requeue(&n->q, h->cur);
+		h->cur = NULL;
+		store_touch_data(st, n);
+	}
+	pump(st, n);
+	store_poll_wake(st, n);
+}
+
+static unsigned mbox_poll(struct ipc_handle *h)
+{
+	struct ipc_node *n = h->node;
+	unsigned ev = 0;
+
+	if (h->acc & IPC_ACC_READ) {
+		if (h->cur || msgq_head(&n->q) ||
+		    (n->set.framing == IPC_FRAMING_OPEN && h->got_msg))
+			ev |= POLLIN | POLLRDNORM;
+	}
+	if (h->acc & IPC_ACC_WRITE) {
+		if ((h->slot || slot_free(n)) && n->q.bytes < n->set.max_bytes)
+			ev |= POLLOUT | POLLWRNORM;
+	}
+	return ev;
+}
+
+static void mbox_changed(struct ipc_store *st, struct ipc_node *n)
+{
+	pump(st, n);
+}
+
+const struct ipc_kind_ops mbox_ops = {
+	.init = mbox_init,
+	.open = mbox_open,
+	.read = mbox_read,
+	.unread = mbox_unread,
+	.write = mbox_write,
+	.flush = mbox_flush,
+	.release = mbox_release,
+	.poll = mbox_poll,
+	.size = mbox_size,
+	.changed = mbox_changed,
+};
