@@ -1,0 +1,88 @@
+#!/usr/bin/env python3
+"""run.py - runs the mount tests and prints TAP (one line per test).
+
+Usage: run.py [-k SUBSTRING] [MODULE...]   (modules: test_*.py in this folder)
+"""
+import argparse
+import importlib
+import os
+import sys
+import time
+import traceback
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+
+class TapResult(unittest.TestResult):
+    def __init__(self):
+        super().__init__()
+        self.n = 0
+        self.failed_names = []
+
+    def startTest(self, test):
+        super().startTest(test)
+        self.t0 = time.monotonic()
+
+    def _line(self, ok, test, extra=""):
+        self.n += 1
+        dt = time.monotonic() - self.t0
+        print("%s %d - %s (%.2fs)%s" % ("ok" if ok else "not ok", self.n, test.id(), dt, extra),
+              flush=True)
+
+    def addSuccess(self, test):
+        self._line(True, test)
+
+    def addSkip(self, test, reason):
+        if os.environ.get("CI") == "true":
+            self._line(False, test, " # skipped in CI: " + reason)
+            self.failed_names.append(test.id())
+        else:
+            self._line(True, test, " # SKIP " + reason)
+
+    def _fail(self, test, err):
+        self._line(False, test)
+        self.failed_names.append(test.id())
+        for line in "".join(traceback.format_exception(*err)).splitlines():
+            print("# " + line)
+
+    def addFailure(self, test, err):
+        self._fail(test, err)
+
+    def addError(self, test, err):
+        self._fail(test, err)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("-k", default=None)
+    ap.add_argument("modules", nargs="*")
+    a = ap.parse_args()
+    here = os.path.dirname(os.path.abspath(__file__))
+    mods = a.modules or sorted(f[:-3] for f in os.listdir(here)
+                               if f.startswith("test_") and f.endswith(".py"))
+    suite = unittest.TestSuite()
+    loader = unittest.TestLoader()
+    for name in mods:
+        name = os.path.basename(name)
+        if name.endswith(".py"):
+            name = name[:-3]
+        suite.addTests(loader.loadTestsFromModule(importlib.import_module(name)))
+    tests = []
+
+    def flatten(s):
+        for t in s:
+            if isinstance(t, unittest.TestSuite):
+                flatten(t)
+            elif a.k is None or a.k in t.id():
+                tests.append(t)
+    flatten(suite)
+    print("1..%d" % len(tests), flush=True)
+    res = TapResult()
+    for t in tests:
+        t(res)
+    return 1 if res.failed_names else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
