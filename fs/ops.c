@@ -44,6 +44,9 @@ static struct ipc_cred cred_of(fuse_req_t req)
 	return cr;
 }
 
+/* Streams report their queue as st_size, so file attributes are not cached.
+ * (Regions need no GETATTR on their data path: AUTO_INVAL_DATA is off, and
+ * the kernel keeps i_size itself across writes and truncates.) */
 static double attr_timeout(const struct stat *st)
 {
 	return S_ISDIR(st->st_mode) ? DIR_ATTR_TIMEOUT : 0.0;
@@ -416,7 +419,6 @@ static void do_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 		reply_status(req, r);
 		return;
 	}
-	fo->stream = S_ISREG(st.st_mode);
 	r = ipc_open(fs->st, ino, fi->flags, &cred, fo, NULL, &fo->h);
 	if (r == IPC_E_AGAIN) {
 		fw = wait_new(req, created ? FW_CREATE : FW_OPEN, fo);
@@ -426,8 +428,10 @@ static void do_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 			if (created)
 				fw->attr = *created;
 			r = ipc_open(fs->st, ino, fi->flags, &cred, fo, &fw->w, &fo->h);
-			if (r == IPC_E_PARKED)
+			if (r == IPC_E_PARKED) {
+				fo->stream = store_kind_is_stream(fo->h->node->kind);
 				return;
+			}
 			wait_drop(fw);
 		}
 	}
@@ -438,6 +442,7 @@ static void do_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 			store_forget(fs->st, created->st_ino, 1);
 		return;
 	}
+	fo->stream = store_kind_is_stream(fo->h->node->kind);
 	rc = created ? fs_reply_create(req, created, 0.0, ENTRY_TIMEOUT, fo)
 		     : fs_reply_open(req, fo);
 	if (rc)
@@ -481,8 +486,19 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	int r, rc;
 
 	(void)ino;
+	if (!fo->stream) {
+		r = ipc_pread(fo->h, (uint64_t)off, size, &rd);
+		if (r) {
+			reply_status(req, r);
+			return;
+		}
+		rc = fs_reply_rd(req, &rd);
+		if (rd.total)
+			ipc_read_done(fo->h, &rd, rc == 0);
+		return;
+	}
 	/* A continuation chunk of one read(2): one read returns one message. */
-	if (fo->stream && off > 0) {
+	if (off > 0) {
 		fuse_reply_buf(req, NULL, 0);
 		return;
 	}

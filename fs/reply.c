@@ -39,6 +39,7 @@ int fs_reply_open(fuse_req_t req, struct fs_open *fo)
 		memset(&fi, 0, sizeof(fi));
 		fi.fh = (uintptr_t)fo;
 		fi.keep_cache = 1;
+		fi.noflush = 1;
 		return fuse_reply_open(req, &fi);
 	}
 	memset(&out, 0, sizeof(out));
@@ -96,6 +97,7 @@ int fs_reply_create(fuse_req_t req, const struct stat *attr, double attr_timeout
 		e.entry_timeout = entry_timeout;
 		fi.fh = (uintptr_t)fo;
 		fi.keep_cache = 1;
+		fi.noflush = 1;
 		return fuse_reply_create(req, &e, &fi);
 	}
 	memset(&out, 0, sizeof(out));

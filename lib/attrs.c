@@ -8,9 +8,16 @@
 #include <sys/xattr.h>
 
 #include "lib/kind.h"
+#include "lib/region.h"
 
-enum { A_MBOX = 1 << IPC_KIND_MBOX, A_FIFO = 1 << IPC_KIND_FIFO, A_DIR = 1 << IPC_KIND_DIR };
-#define A_OBJ (A_MBOX | A_FIFO)
+enum {
+	A_DIR = 1 << IPC_KIND_DIR,
+	A_MBOX = 1 << IPC_KIND_MBOX,
+	A_FIFO = 1 << IPC_KIND_FIFO,
+	A_SHM = 1 << IPC_KIND_SHM,
+};
+#define A_STREAM (A_MBOX | A_FIFO)
+#define A_OBJ (A_STREAM | A_SHM)
 
 enum akey {
 	K_KIND,
@@ -27,6 +34,8 @@ enum akey {
 	K_WRITERS,
 	K_BLOCKED_READERS,
 	K_BLOCKED_WRITERS,
+	K_SIZE,
+	K_PAGES,
 };
 
 static const struct attr_def {
@@ -38,17 +47,19 @@ static const struct attr_def {
 	{ "kind", K_KIND, A_OBJ | A_DIR, false },
 	{ "framing", K_FRAMING, A_MBOX, true },
 	{ "max_messages", K_MAX_MESSAGES, A_MBOX, true },
-	{ "max_bytes", K_MAX_BYTES, A_MBOX | A_FIFO, true },
+	{ "max_bytes", K_MAX_BYTES, A_MBOX | A_FIFO | A_SHM, true },
 	{ "messages", K_MESSAGES, A_MBOX, false },
-	{ "bytes", K_BYTES, A_OBJ, false },
+	{ "bytes", K_BYTES, A_STREAM, false },
+	{ "size", K_SIZE, A_SHM, false },
+	{ "pages", K_PAGES, A_SHM, false },
 	{ "in_messages", K_IN_MESSAGES, A_MBOX, false },
 	{ "out_messages", K_OUT_MESSAGES, A_MBOX, false },
-	{ "in_bytes", K_IN_BYTES, A_OBJ, false },
-	{ "out_bytes", K_OUT_BYTES, A_OBJ, false },
-	{ "readers", K_READERS, A_OBJ, false },
-	{ "writers", K_WRITERS, A_OBJ, false },
-	{ "blocked_readers", K_BLOCKED_READERS, A_OBJ, false },
-	{ "blocked_writers", K_BLOCKED_WRITERS, A_OBJ, false },
+	{ "in_bytes", K_IN_BYTES, A_STREAM, false },
+	{ "out_bytes", K_OUT_BYTES, A_STREAM, false },
+	{ "readers", K_READERS, A_STREAM, false },
+	{ "writers", K_WRITERS, A_STREAM, false },
+	{ "blocked_readers", K_BLOCKED_READERS, A_STREAM, false },
+	{ "blocked_writers", K_BLOCKED_WRITERS, A_STREAM, false },
 };
 
 static const char *const framings[] = { "open", "write", "line" };
@@ -147,6 +158,8 @@ static int format(const struct ipc_node *n, enum akey id, char *out, size_t size
 	case K_WRITERS: v = n->nwriters; break;
 	case K_BLOCKED_READERS: v = n->readers.n; break;
 	case K_BLOCKED_WRITERS: v = n->space.n; break;
+	case K_SIZE: v = n->rg ? n->rg->size : 0; break;
+	case K_PAGES: v = n->rg ? n->rg->nalloc : 0; break;
 	default: return -ENODATA;
 	}
 	return snprintf(out, size, "%" PRIu64, v);
@@ -265,6 +278,9 @@ int attr_set(struct ipc_store *st, uint64_t id, const char *name, const char *va
 		break;
 	case K_MAX_BYTES:
 		r = attr_parse_u64(value, len, 1, st->lim.max_obj_bytes, &v);
+		/* A region's limit cannot go below its size. */
+		if (!r && n->rg && v < n->rg->size)
+			r = -EINVAL;
 		if (!r)
 			n->set.max_bytes = v;
 		break;

@@ -15,6 +15,8 @@ struct ipc_kind_ops {
 	/* 0 with rd filled (rd->total 0: EOF), -errno, IPC_E_AGAIN, IPC_E_PARKED. */
 	int (*read)(struct ipc_handle *h, size_t size, int oflags, struct ipc_waiter *w,
 		    struct ipc_rdres *rd);
+	/* Positional read (regions): 0 with rd filled, -errno. */
+	int (*pread)(struct ipc_handle *h, uint64_t off, size_t size, struct ipc_rdres *rd);
 	void (*unread)(struct ipc_handle *h, struct ipc_rdres *rd);
 	/* 0 with *written set, -errno, IPC_E_AGAIN, IPC_E_PARKED. */
 	int (*write)(struct ipc_handle *h, const void *buf, size_t len, uint64_t off, int oflags,
@@ -25,12 +27,15 @@ struct ipc_kind_ops {
 	void (*release)(struct ipc_handle *h);
 	unsigned (*poll)(struct ipc_handle *h);
 	uint64_t (*size)(const struct ipc_node *n);
+	/* truncate(2): 0, -EINVAL (not sizable), -EFBIG. */
+	int (*truncate)(struct ipc_store *st, struct ipc_node *n, uint64_t size);
 	/* Settings changed: waiters may be able to proceed. */
 	void (*changed)(struct ipc_store *st, struct ipc_node *n);
 };
 
 extern const struct ipc_kind_ops mbox_ops;
 extern const struct ipc_kind_ops fifo_ops;
+extern const struct ipc_kind_ops shm_ops;
 
 /* Completes a QUEUED WRITE waiter that placed its bytes (result: the count)
  * or failed (-errno): in full sync mode a success moves on to wait for the

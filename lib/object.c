@@ -9,6 +9,7 @@
 
 #include "lib/err.h"
 #include "lib/kind.h"
+#include "lib/region.h"
 
 static const struct ipc_kind_ops *ops_of(const struct ipc_node *n)
 {
@@ -17,6 +18,8 @@ static const struct ipc_kind_ops *ops_of(const struct ipc_node *n)
 		return &mbox_ops;
 	case IPC_KIND_FIFO:
 		return &fifo_ops;
+	case IPC_KIND_SHM:
+		return &shm_ops;
 	default:
 		return NULL;
 	}
@@ -39,10 +42,21 @@ void ipc_object_changed(struct ipc_store *st, struct ipc_node *n)
 	store_poll_wake(st, n);
 }
 
+int ipc_object_truncate(struct ipc_store *st, struct ipc_node *n, uint64_t size)
+{
+	const struct ipc_kind_ops *ops = ops_of(n);
+
+	if (ops && ops->truncate)
+		return ops->truncate(st, n, size);
+	/* Streams: truncating to 0 is a no-op (echo x > mbox/q). */
+	return size == 0 ? 0 : -EINVAL;
+}
+
 void ipc_object_fini(struct ipc_store *st, struct ipc_node *n)
 {
 	struct ipc_msg *m;
 
+	region_fini(st, n);
 	while ((m = msgq_pop_head(&n->q))) {
 		store_uncharge(st, ipc_msg_charge(m));
 		m->done = true;
@@ -235,10 +249,32 @@ int ipc_read(struct ipc_handle *h, size_t size, int oflags, struct ipc_waiter *w
 			w->size = size;
 		}
 		r = ops_of(h->node)->read(h, size, oflags, w, rd);
+		/* (regions answer -ESPIPE: they are read with ipc_pread) */
 		if (r == 0 && rd->total)
 			h->refs++; /* held by the result until ipc_read_done */
 		if (r == 0)
 			store_now(&h->node->atime);
+	}
+	store_unlock(st);
+	return r;
+}
+
+int ipc_pread(struct ipc_handle *h, uint64_t off, size_t size, struct ipc_rdres *rd)
+{
+	struct ipc_store *st = h->st;
+	const struct ipc_kind_ops *ops = ops_of(h->node);
+	int r;
+
+	memset(rd, 0, sizeof(*rd));
+	store_lock(st);
+	if (!(h->acc & IPC_ACC_READ)) {
+		r = -EBADF;
+	} else if (!ops->pread) {
+		r = -ESPIPE;
+	} else {
+		r = ops->pread(h, off, size, rd);
+		if (r == 0 && rd->total)
+			h->refs++;
 	}
 	store_unlock(st);
 	return r;
@@ -249,7 +285,7 @@ void ipc_read_done(struct ipc_handle *h, struct ipc_rdres *rd, bool delivered)
 	struct ipc_store *st = h->st;
 
 	store_lock(st);
-	if (!delivered && rd->total)
+	if (!delivered && rd->total && ops_of(h->node)->unread)
 		ops_of(h->node)->unread(h, rd);
 	handle_put(h);
 	store_unlock(st);

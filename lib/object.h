@@ -76,6 +76,11 @@ int ipc_open(struct ipc_store *st, uint64_t id, int oflags, const struct ipc_cre
 int ipc_read(struct ipc_handle *h, size_t size, int oflags, struct ipc_waiter *w,
 	     struct ipc_rdres *rd);
 
+/* Reads at most size bytes at off (regions; streams: -ESPIPE). Returns 0
+ * with the bytes in *rd (rd->total 0: at or past the end), -errno. Never
+ * waits. Call ipc_read_done() when rd->total > 0. */
+int ipc_pread(struct ipc_handle *h, uint64_t off, size_t size, struct ipc_rdres *rd);
+
 /* Ends a read that returned bytes: `delivered` false puts them back (the
  * reader died or was interrupted before the reply reached it). Releases the
  * result's references and the handle reference it held. */
@@ -118,6 +123,9 @@ uint64_t ipc_node_size(const struct ipc_node *n);
 
 /* --- Object lifecycle, used by the store (lock held). --- */
 void ipc_object_init(struct ipc_store *st, struct ipc_node *n);
+/* truncate(2) of an object (lock held): 0, -EINVAL, -EFBIG, -ENOMEM. */
+int ipc_object_truncate(struct ipc_store *st, struct ipc_node *n, uint64_t size);
+
 /* Settings changed (lock held): lets waiters proceed under new limits. */
 void ipc_object_changed(struct ipc_store *st, struct ipc_node *n);
 

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "lib/attrs.h"
+#include "lib/region.h"
 
 /* One batch of changes, taken under the store lock, written without it. */
 struct row {
@@ -36,10 +37,17 @@ struct del {
 
 #define VEC(T) struct { T *v; size_t n, cap; }
 
+struct page {
+	uint64_t obj, pgno;
+	struct ipc_msg *m; /* reference; NULL: delete the page */
+};
+
 struct batch {
 	uint64_t gen;
 	VEC(struct row) rows;
 	VEC(struct ins) ins;
+	VEC(struct page) pages;
+	VEC(struct del) truncs; /* obj, seq = first page number dropped */
 	VEC(struct del) skips;
 	VEC(struct del) dels;
 	VEC(uint64_t) tombs;
@@ -59,6 +67,7 @@ struct ipc_persist {
 	struct batch retry; /* a batch whose commit failed, to be retried */
 	bool have_retry;
 	sqlite3_stmt *s_node, *s_ins, *s_skip, *s_del, *s_tomb_node, *s_tomb_msgs, *s_meta;
+	sqlite3_stmt *s_page, *s_page_del, *s_trunc, *s_tomb_pages;
 };
 
 static void errf(char *err, size_t errlen, const char *fmt, ...)
@@ -93,7 +102,10 @@ static void batch_clear(struct batch *b)
 		free(b->rows.v[i].name);
 	for (size_t i = 0; i < b->ins.n; i++)
 		ipc_msg_unref(b->ins.v[i].m);
+	for (size_t i = 0; i < b->pages.n; i++)
+		ipc_msg_unref(b->pages.v[i].m);
 	b->rows.n = b->ins.n = b->skips.n = b->dels.n = b->tombs.n = 0;
+	b->pages.n = b->truncs.n = 0;
 	b->has_next_id = false;
 	b->oom = false;
 }
@@ -106,13 +118,15 @@ static void batch_free(struct batch *b)
 	free(b->skips.v);
 	free(b->dels.v);
 	free(b->tombs.v);
+	free(b->pages.v);
+	free(b->truncs.v);
 	memset(b, 0, sizeof(*b));
 }
 
 static bool batch_empty(const struct batch *b)
 {
 	return !b->rows.n && !b->ins.n && !b->skips.n && !b->dels.n && !b->tombs.n &&
-	       !b->has_next_id;
+	       !b->pages.n && !b->truncs.n && !b->has_next_id;
 }
 
 /* --- schema --- */
@@ -125,10 +139,15 @@ static const char schema_sql[] =
 	" uid INTEGER NOT NULL, gid INTEGER NOT NULL,"
 	" atime_ns INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, ctime_ns INTEGER NOT NULL,"
 	" framing INTEGER NOT NULL DEFAULT 0, max_messages INTEGER NOT NULL DEFAULT 0,"
-	" max_bytes INTEGER NOT NULL DEFAULT 0);"
+	" max_bytes INTEGER NOT NULL DEFAULT 0, size INTEGER NOT NULL DEFAULT 0,"
+	" value INTEGER NOT NULL DEFAULT 0, flags INTEGER NOT NULL DEFAULT 0,"
+	" retain INTEGER NOT NULL DEFAULT 0);"
 	"CREATE TABLE messages("
 	" obj INTEGER NOT NULL, seq INTEGER NOT NULL, skip INTEGER NOT NULL DEFAULT 0,"
-	" data BLOB NOT NULL, PRIMARY KEY(obj, seq));";
+	" data BLOB NOT NULL, PRIMARY KEY(obj, seq));"
+	"CREATE TABLE pages("
+	" obj INTEGER NOT NULL, pgno INTEGER NOT NULL, data BLOB NOT NULL,"
+	" PRIMARY KEY(obj, pgno));";
 
 static int64_t ts_ns(struct timespec ts)
 {
@@ -278,8 +297,8 @@ static int prepare_all(struct ipc_persist *p)
 
 	r |= prepare(p, &p->s_node,
 		     "INSERT OR REPLACE INTO nodes(id,parent,name,kind,is_dir,mode,uid,gid,"
-		     "atime_ns,mtime_ns,ctime_ns,framing,max_messages,max_bytes) "
-		     "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+		     "atime_ns,mtime_ns,ctime_ns,framing,max_messages,max_bytes,size) "
+		     "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
 	r |= prepare(p, &p->s_ins,
 		     "INSERT OR REPLACE INTO messages(obj,seq,skip,data) VALUES(?,?,?,?)");
 	r |= prepare(p, &p->s_skip, "UPDATE messages SET skip=? WHERE obj=? AND seq=?");
@@ -287,13 +306,18 @@ static int prepare_all(struct ipc_persist *p)
 	r |= prepare(p, &p->s_tomb_node, "DELETE FROM nodes WHERE id=?");
 	r |= prepare(p, &p->s_tomb_msgs, "DELETE FROM messages WHERE obj=?");
 	r |= prepare(p, &p->s_meta, "INSERT OR REPLACE INTO meta(key,value) VALUES(?,?)");
+	r |= prepare(p, &p->s_page, "INSERT OR REPLACE INTO pages(obj,pgno,data) VALUES(?,?,?)");
+	r |= prepare(p, &p->s_page_del, "DELETE FROM pages WHERE obj=? AND pgno=?");
+	r |= prepare(p, &p->s_trunc, "DELETE FROM pages WHERE obj=? AND pgno>=?");
+	r |= prepare(p, &p->s_tomb_pages, "DELETE FROM pages WHERE obj=?");
 	return r ? -EIO : 0;
 }
 
 static void close_db(struct ipc_persist *p, bool checkpoint)
 {
 	sqlite3_stmt **all[] = { &p->s_node, &p->s_ins, &p->s_skip, &p->s_del,
-				 &p->s_tomb_node, &p->s_tomb_msgs, &p->s_meta };
+				 &p->s_tomb_node, &p->s_tomb_msgs, &p->s_meta, &p->s_page,
+				 &p->s_page_del, &p->s_trunc, &p->s_tomb_pages };
 
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
 		sqlite3_finalize(*all[i]);
@@ -391,7 +415,7 @@ static int load_nodes(struct ipc_persist *p, struct ipc_store *st, char *err, si
 
 	rc = sqlite3_prepare_v2(p->db,
 				"SELECT id,parent,name,kind,is_dir,mode,uid,gid,atime_ns,mtime_ns,"
-				"ctime_ns,framing,max_messages,max_bytes FROM nodes",
+				"ctime_ns,framing,max_messages,max_bytes,size FROM nodes",
 				-1, &s, NULL);
 	if (rc != SQLITE_OK)
 		return load_fail(err, errlen, sqlite3_errmsg(p->db), p->path);
@@ -439,6 +463,7 @@ static int load_nodes(struct ipc_persist *p, struct ipc_store *st, char *err, si
 		row->set.framing = (uint8_t)sqlite3_column_int(s, 11);
 		row->set.max_messages = (uint64_t)sqlite3_column_int64(s, 12);
 		row->set.max_bytes = (uint64_t)sqlite3_column_int64(s, 13);
+		row->size = (uint64_t)sqlite3_column_int64(s, 14);
 		n++;
 		if (sqlite3_column_int(s, 3) < 0 || sqlite3_column_int(s, 3) >= IPC_KIND_COUNT) {
 			r = load_fail(err, errlen, "a node has an unknown kind", p->path);
@@ -450,6 +475,10 @@ static int load_nodes(struct ipc_persist *p, struct ipc_store *st, char *err, si
 			if (row->kind == IPC_KIND_MBOX)
 				bad |= set->framing > IPC_FRAMING_LINE || set->max_messages < 1 ||
 				       set->max_messages > st->lim.max_obj_messages;
+			if (row->kind == IPC_KIND_SHM)
+				bad |= row->size > set->max_bytes;
+			else
+				bad |= row->size != 0;
 			if (bad) {
 				r = load_fail(err, errlen, "an object has settings out of range",
 					      p->path);
@@ -544,6 +573,36 @@ static int load_messages(struct ipc_persist *p, struct ipc_store *st, char *err,
 	return r;
 }
 
+static int load_pages(struct ipc_persist *p, struct ipc_store *st, char *err, size_t errlen)
+{
+	sqlite3_stmt *s = NULL;
+	int rc, r = 0;
+
+	rc = sqlite3_prepare_v2(p->db, "SELECT obj,pgno,data FROM pages", -1, &s, NULL);
+	if (rc != SQLITE_OK)
+		return load_fail(err, errlen, sqlite3_errmsg(p->db), p->path);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		int64_t pgno = sqlite3_column_int64(s, 1);
+		r = pgno < 0 ? -EINVAL
+			     : store_load_page(st, (uint64_t)sqlite3_column_int64(s, 0),
+					       (uint64_t)pgno, sqlite3_column_blob(s, 2),
+					       (size_t)sqlite3_column_bytes(s, 2));
+		if (r == -ENOSPC) {
+			errf(err, errlen, "%s holds more data than the memory limit (--max-memory)",
+			     p->path);
+			break;
+		}
+		if (r) {
+			r = load_fail(err, errlen, "a region page does not fit its region", p->path);
+			break;
+		}
+	}
+	if (!r && rc != SQLITE_DONE)
+		r = load_fail(err, errlen, sqlite3_errmsg(p->db), p->path);
+	sqlite3_finalize(s);
+	return r;
+}
+
 int persist_load(struct ipc_persist *p, struct ipc_store *st, char *err, size_t errlen)
 {
 	sqlite3_stmt *s = NULL;
@@ -559,6 +618,8 @@ int persist_load(struct ipc_persist *p, struct ipc_store *st, char *err, size_t 
 	r = load_nodes(p, st, err, errlen);
 	if (!r)
 		r = load_messages(p, st, err, errlen);
+	if (!r)
+		r = load_pages(p, st, err, errlen);
 	exec(p->db, "COMMIT", NULL, 0);
 	if (!r) {
 		const char *sync = p->sync == IPC_SYNC_FULL ? "PRAGMA synchronous=FULL"
@@ -622,6 +683,25 @@ static void snapshot(struct ipc_store *st, struct batch *b)
 			VEC_PUSH(b, b->dels, d);
 		}
 		q->ndeleted = 0;
+		if (n->rg) {
+			struct ipc_region *rg = n->rg;
+			if (rg->trunc_from != UINT64_MAX) {
+				struct del d = { n->id, (int64_t)rg->trunc_from, 0 };
+				VEC_PUSH(b, b->truncs, d);
+				rg->trunc_from = UINT64_MAX;
+			}
+			for (size_t i = 0; i < rg->ndirty; i++) {
+				uint64_t pg = rg->dirtyv[i];
+				struct page pe = { n->id, pg, NULL };
+				rg->dirty[pg] = 0;
+				if (pg < rg->npages && rg->pages[pg])
+					pe.m = ipc_msg_ref(rg->pages[pg]);
+				else if (pg * IPC_PAGE >= rg->size)
+					continue; /* beyond the end: the truncate covers it */
+				VEC_PUSH(b, b->pages, pe);
+			}
+			rg->ndirty = 0;
+		}
 		if (q->head_dirty) {
 			struct ipc_msg *h = msgq_head(q);
 			if (h && h->in_db) {
@@ -675,6 +755,7 @@ static int write_batch(struct ipc_persist *p, const struct batch *b)
 		sqlite3_bind_int(s, 12, r->set.framing);
 		sqlite3_bind_int64(s, 13, (int64_t)r->set.max_messages);
 		sqlite3_bind_int64(s, 14, (int64_t)r->set.max_bytes);
+		sqlite3_bind_int64(s, 15, (int64_t)r->size);
 		rc = step(s);
 	}
 	for (size_t i = 0; !rc && i < b->ins.n; i++) {
@@ -684,6 +765,20 @@ static int write_batch(struct ipc_persist *p, const struct batch *b)
 		sqlite3_bind_int64(s, 2, in->seq);
 		sqlite3_bind_int64(s, 3, in->skip);
 		sqlite3_bind_blob(s, 4, in->m->data, (int)in->len, SQLITE_STATIC);
+		rc = step(s);
+	}
+	for (size_t i = 0; !rc && i < b->truncs.n; i++) {
+		sqlite3_bind_int64(p->s_trunc, 1, (int64_t)b->truncs.v[i].obj);
+		sqlite3_bind_int64(p->s_trunc, 2, b->truncs.v[i].seq);
+		rc = step(p->s_trunc);
+	}
+	for (size_t i = 0; !rc && i < b->pages.n; i++) {
+		const struct page *pe = &b->pages.v[i];
+		sqlite3_stmt *s = pe->m ? p->s_page : p->s_page_del;
+		sqlite3_bind_int64(s, 1, (int64_t)pe->obj);
+		sqlite3_bind_int64(s, 2, (int64_t)pe->pgno);
+		if (pe->m)
+			sqlite3_bind_blob(s, 3, pe->m->data, IPC_PAGE, SQLITE_STATIC);
 		rc = step(s);
 	}
 	for (size_t i = 0; !rc && i < b->skips.n; i++) {
@@ -705,6 +800,10 @@ static int write_batch(struct ipc_persist *p, const struct batch *b)
 		if (!rc) {
 			sqlite3_bind_int64(p->s_tomb_msgs, 1, (int64_t)b->tombs.v[i]);
 			rc = step(p->s_tomb_msgs);
+		}
+		if (!rc) {
+			sqlite3_bind_int64(p->s_tomb_pages, 1, (int64_t)b->tombs.v[i]);
+			rc = step(p->s_tomb_pages);
 		}
 	}
 	if (!rc && b->has_next_id) {
@@ -779,6 +878,8 @@ static void *writer(void *arg)
 			batch_clear(&p->retry);
 			finish(st, p->retry.gen, true);
 			backoff = 50;
+			store_unlock(st); /* runs the completions */
+			store_lock(st);
 			continue;
 		}
 		if (!pending(st)) {
@@ -807,6 +908,8 @@ static void *writer(void *arg)
 		st->commit_now = false;
 		if (batch_empty(&b)) {
 			finish(st, b.gen, true);
+			store_unlock(st); /* runs the completions */
+			store_lock(st);
 			continue;
 		}
 		store_unlock(st);
@@ -820,11 +923,15 @@ static void *writer(void *arg)
 				p->retry = b;
 				memset(&b, 0, sizeof(b));
 				p->have_retry = true;
+				store_unlock(st); /* runs the completions */
+				store_lock(st);
 				continue;
 			}
 		}
 		finish(st, b.gen, true);
 		batch_clear(&b);
+		store_unlock(st); /* runs the completions */
+		store_lock(st);
 	}
 	store_unlock(st);
 	batch_free(&b);

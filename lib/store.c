@@ -10,6 +10,7 @@
 
 #include "lib/err.h"
 #include "lib/object.h"
+#include "lib/region.h"
 
 #ifndef RENAME_NOREPLACE
 #define RENAME_NOREPLACE (1 << 0)
@@ -26,7 +27,7 @@ static const struct {
 	[IPC_KIND_DIR] = { "", false, false },
 	[IPC_KIND_MBOX] = { "mbox", true, true },
 	[IPC_KIND_FIFO] = { "fifo", true, true },
-	[IPC_KIND_SHM] = { "shm", false, false },
+	[IPC_KIND_SHM] = { "shm", true, false },
 	[IPC_KIND_SEM] = { "sem", false, true },
 	[IPC_KIND_EVENT] = { "event", false, true },
 	[IPC_KIND_TOPIC] = { "topic", false, true },
@@ -717,11 +718,12 @@ int store_setattr(struct ipc_store *st, uint64_t id, const struct stat *attr, in
 	if (which & IPC_SET_SIZE) {
 		if (n->is_dir)
 			r = -EISDIR;
-		else if (store_kind_is_stream(n->kind) && attr->st_size != 0)
+		else if (attr->st_size < 0)
 			r = -EINVAL;
+		else
+			r = ipc_object_truncate(st, n, (uint64_t)attr->st_size);
 		if (r)
 			goto out;
-		/* Truncating a stream to 0 is a no-op (echo x > mbox/q). */
 	}
 	store_now(&now);
 	if (which & IPC_SET_MODE)
@@ -1042,6 +1044,7 @@ void store_node_row(const struct ipc_node *n, struct ipc_node_row *row)
 	row->mtime = n->mtime;
 	row->ctime = n->ctime;
 	row->set = n->set;
+	row->size = ipc_node_size(n);
 }
 
 int store_load_node(struct ipc_store *st, const struct ipc_node_row *row)
@@ -1077,6 +1080,8 @@ int store_load_node(struct ipc_store *st, const struct ipc_node_row *row)
 	if (!n->is_dir) {
 		ipc_object_init(st, n);
 		n->set = row->set;
+		if (n->rg)
+			n->rg->size = row->size;
 	}
 	if (row->id >= st->next_id)
 		st->next_id = row->id + 1;
@@ -1095,6 +1100,16 @@ int store_load_msg(struct ipc_store *st, uint64_t id, struct ipc_msg *m)
 		return r;
 	msgq_push_loaded(&n->q, m);
 	return 0;
+}
+
+int store_load_page(struct ipc_store *st, uint64_t id, uint64_t pgno, const void *data,
+		    size_t len)
+{
+	struct ipc_node *n = store_node(st, id);
+
+	if (!n || !n->rg)
+		return -EINVAL;
+	return region_load_page(st, n, pgno, data, len);
 }
 
 void store_set_next_id(struct ipc_store *st, uint64_t next_id)

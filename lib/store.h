@@ -99,6 +99,7 @@ struct ipc_cred {
 };
 
 struct ipc_handle;
+struct ipc_region;
 
 struct ipc_node {
 	uint64_t id;                 /* immutable */
@@ -135,6 +136,7 @@ struct ipc_node {
 	uint32_t nreaders, nwriters; /* handles open for reading / writing */
 	uint64_t reserved;           /* mbox: slots held by open-framing writers */
 	uint64_t pending_bytes;      /* bytes of messages being written (not queued) */
+	struct ipc_region *rg;       /* shm: the pages (lib/region.h) */
 };
 
 /* What persist.c loads and saves for one node. */
@@ -146,6 +148,7 @@ struct ipc_node_row {
 	uint32_t mode, uid, gid;
 	struct timespec atime, mtime, ctime;
 	struct ipc_settings set;
+	uint64_t size;               /* shm: file size */
 };
 
 struct ipc_store_hooks {
@@ -304,6 +307,9 @@ void store_statfs(struct ipc_store *st, struct ipc_statfs *out);
 int store_load_node(struct ipc_store *st, const struct ipc_node_row *row);
 /* Appends a message (takes over the reference; m->seq and m->head set). */
 int store_load_msg(struct ipc_store *st, uint64_t id, struct ipc_msg *m);
+/* Loads one region page. */
+int store_load_page(struct ipc_store *st, uint64_t id, uint64_t pgno, const void *data,
+		    size_t len);
 void store_set_next_id(struct ipc_store *st, uint64_t next_id);
 
 /* --- Internal to lib/ (used by the object modules). Lock held. --- */
