@@ -2,6 +2,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -267,6 +269,152 @@ static void check_request_timeouts(void)
 	}
 }
 
+/* Finds the mount's device (MAJ:MIN) in /proc/self/mountinfo. */
+static int mount_dev(const char *mnt, char *dev, size_t devlen)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char line[4096], mp[PATH_MAX], mm[64];
+	int found = -1;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		char unesc[PATH_MAX];
+		size_t j = 0;
+		if (sscanf(line, "%*s %*s %63s %*s %4095s", mm, mp) != 2)
+			continue;
+		/* mountinfo escapes space, tab, newline and backslash as \ooo */
+		for (size_t i = 0; mp[i] && j + 1 < sizeof(unesc); i++) {
+			if (mp[i] == '\\' && mp[i + 1] && mp[i + 2] && mp[i + 3]) {
+				unesc[j++] = (char)((mp[i + 1] - '0') * 64 + (mp[i + 2] - '0') * 8 +
+						    (mp[i + 3] - '0'));
+				i += 3;
+			} else {
+				unesc[j++] = mp[i];
+			}
+		}
+		unesc[j] = '\0';
+		if (strcmp(unesc, mnt) == 0) {
+			snprintf(dev, devlen, "%s", mm);
+			found = 0; /* keep the last: the newest mount on that path */
+		}
+	}
+	fclose(f);
+	return found;
+}
+
+static int write_sys(const char *dir, const char *file, const char *val)
+{
+	char path[PATH_MAX];
+	int fd, r = 0;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (write(fd, val, strlen(val)) < 0)
+		r = -errno;
+	close(fd);
+	return r;
+}
+
+/* Mapped writes into a FUSE file are throttled by the mount's writeback
+ * device (strict_limit, max_ratio 1%): lift that so regions run at memory
+ * speed, and read ahead in 1 MiB requests for first touches. Root only. */
+static void tune_bdi(struct fs *fs, const char *mnt)
+{
+	char dev[64], dir[PATH_MAX];
+	int r;
+
+	if (mount_dev(mnt, dev, sizeof(dev))) {
+		fprintf(stderr, "ipcfs: cannot find %s in /proc/self/mountinfo; regions keep the default writeback limits\n",
+			mnt);
+		return;
+	}
+	snprintf(dir, sizeof(dir), "/sys/class/bdi/%s", dev);
+	r = write_sys(dir, "strict_limit", "0");
+	if (!r)
+		r = write_sys(dir, "max_ratio", "100");
+	if (r) {
+		fprintf(stderr,
+			"ipcfs: cannot tune writeback device %s (%s): writes into mapped regions will be\n"
+			"ipcfs: about 100x slower than /dev/shm; run as root to lift the FUSE dirty-page limit\n",
+			dir, strerror(-r));
+		return;
+	}
+	r = write_sys(dir, "read_ahead_kb", "1024");
+	fs_log(fs, "tuned writeback device %s: strict_limit=0 max_ratio=100 read_ahead_kb=1024%s",
+	       dir, r ? " (read_ahead_kb not set)" : "");
+}
+
+/* --- signals: SIGTERM, SIGINT and SIGHUP end the daemon cleanly --- */
+
+struct sigctl {
+	struct fs *fs;
+	const char *mnt;
+	pthread_t main_thread, thread;
+	volatile bool done;
+};
+
+static void nop_handler(int sig)
+{
+	(void)sig;
+}
+
+/* Waits for a signal; then, while the loop still serves, asks the kernel to
+ * write back dirty mapped region pages (syncfs), and only then ends the
+ * loop: nothing a program stored in a region before the signal is lost. */
+static void *signal_thread(void *arg)
+{
+	struct sigctl *sc = arg;
+	sigset_t set;
+	int sig, fd;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	if (sigwait(&set, &sig) || sc->done)
+		return NULL;
+	fs_log(sc->fs, "signal %d: writing back and unmounting", sig);
+	fd = open(sc->mnt, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || syncfs(fd) < 0)
+		fprintf(stderr, "ipcfs: cannot write back mapped regions before exit: %s\n",
+			strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	fuse_session_exit(sc->fs->se);
+	/* Interrupt the loop's read of /dev/fuse (or the MT loop's wait). */
+	pthread_kill(sc->main_thread, SIGUSR1);
+	return NULL;
+}
+
+static int signals_start(struct sigctl *sc)
+{
+	struct sigaction sa;
+	sigset_t set;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = nop_handler; /* no SA_RESTART: the read returns EINTR */
+	sigaction(SIGUSR1, &sa, NULL);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	sc->main_thread = pthread_self();
+	return pthread_create(&sc->thread, NULL, signal_thread, sc) ? -1 : 0;
+}
+
+static void signals_stop(struct sigctl *sc)
+{
+	sc->done = true;
+	pthread_kill(sc->thread, SIGTERM); /* ends its sigwait if still waiting */
+	pthread_join(sc->thread, NULL);
+}
+
 /* Forks; the parent waits until the child reports the mount ready (exit 0)
  * or fails (the child's exit status). Returns the fd to report on. */
 static int background(void)
@@ -325,6 +473,7 @@ int main(int argc, char **argv)
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
 	struct ipc_store_hooks hooks;
 	struct fs fs = { 0 };
+	struct sigctl sc = { 0 };
 	char err[512] = "", *path = NULL, *mnt = NULL;
 	int r, ready_fd = -1, status = 1;
 
@@ -386,17 +535,20 @@ int main(int argc, char **argv)
 		fprintf(stderr, "ipcfs: cannot start FUSE (bad -o option?)\n");
 		goto out;
 	}
-	if (fuse_set_signal_handlers(fs.se)) {
-		fprintf(stderr, "ipcfs: cannot set signal handlers\n");
-		goto out;
-	}
 	if (fuse_session_mount(fs.se, mnt)) {
 		fprintf(stderr, "ipcfs: cannot mount on %s\n", mnt);
-		goto out_handlers;
+		goto out;
 	}
 	check_request_timeouts();
+	tune_bdi(&fs, mnt);
 	if (fs_notify_start(&fs) || (fs.persist && persist_start(fs.persist, fs.st))) {
 		fprintf(stderr, "ipcfs: cannot start threads\n");
+		goto out_unmount;
+	}
+	sc.fs = &fs;
+	sc.mnt = mnt;
+	if (signals_start(&sc)) {
+		fprintf(stderr, "ipcfs: cannot start the signal thread\n");
 		goto out_unmount;
 	}
 	ready(ready_fd);
@@ -412,11 +564,10 @@ int main(int argc, char **argv)
 	}
 	status = r < 0 ? 1 : 0;
 	fs_log(&fs, "loop ended (%d); unmounting", r);
+	signals_stop(&sc);
 
 out_unmount:
 	fuse_session_unmount(fs.se);
-out_handlers:
-	fuse_remove_signal_handlers(fs.se);
 out:
 	if (fs.persist && persist_close(fs.persist)) {
 		fprintf(stderr, "ipcfs: the final commit failed; recent changes may be lost\n");

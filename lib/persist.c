@@ -694,10 +694,15 @@ static void snapshot(struct ipc_store *st, struct batch *b)
 				uint64_t pg = rg->dirtyv[i];
 				struct page pe = { n->id, pg, NULL };
 				rg->dirty[pg] = 0;
-				if (pg < rg->npages && rg->pages[pg])
-					pe.m = ipc_msg_ref(rg->pages[pg]);
-				else if (pg * IPC_PAGE >= rg->size)
+				if (pg * IPC_PAGE >= rg->size)
 					continue; /* beyond the end: the truncate covers it */
+				if (rg->present[pg]) {
+					pe.m = region_copy_page(rg, pg);
+					if (!pe.m) {
+						b->oom = true;
+						continue;
+					}
+				}
 				VEC_PUSH(b, b->pages, pe);
 			}
 			rg->ndirty = 0;

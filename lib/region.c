@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "lib/err.h"
 #include "lib/kind.h"
@@ -15,10 +16,7 @@ static uint64_t pages_for(uint64_t size)
 	return (size + IPC_PAGE - 1) / IPC_PAGE;
 }
 
-static size_t page_charge(void)
-{
-	return sizeof(struct ipc_msg) + IPC_PAGE;
-}
+#define HUGE (2u << 20)
 
 int region_init(struct ipc_node *n)
 {
@@ -37,39 +35,49 @@ void region_fini(struct ipc_store *st, struct ipc_node *n)
 
 	if (!rg)
 		return;
-	for (uint64_t i = 0; i < rg->npages; i++)
-		ipc_msg_unref(rg->pages[i]);
-	store_uncharge(st, rg->nalloc * page_charge());
-	free(rg->pages);
+	if (rg->base)
+		munmap(rg->base, rg->reserved);
+	store_uncharge(st, rg->nalloc * IPC_PAGE);
+	free(rg->present);
 	free(rg->dirty);
 	free(rg->dirtyv);
 	free(rg);
 	n->rg = NULL;
 }
 
-/* Makes room for page numbers below np. */
-static int grow_table(struct ipc_region *rg, uint64_t np)
+/* Makes the mapping and the page arrays cover `bytes`. */
+static int reserve(struct ipc_region *rg, uint64_t bytes)
 {
-	uint64_t ncap;
-	struct ipc_msg **pages;
-	uint8_t *dirty;
+	uint64_t want = rg->reserved ? rg->reserved : 4 * HUGE, np;
+	uint8_t *present, *dirty;
+	void *base;
 
-	if (np <= rg->npages)
+	if (bytes <= rg->reserved)
 		return 0;
-	ncap = rg->npages ? rg->npages : 16;
-	while (ncap < np)
-		ncap *= 2;
-	pages = realloc(rg->pages, ncap * sizeof(*pages));
-	if (!pages)
+	while (want < bytes)
+		want *= 2;
+	if (rg->base)
+		base = mremap(rg->base, rg->reserved, want, MREMAP_MAYMOVE);
+	else
+		base = mmap(NULL, want, PROT_READ | PROT_WRITE,
+			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (base == MAP_FAILED)
 		return -ENOMEM;
-	rg->pages = pages;
-	dirty = realloc(rg->dirty, ncap);
-	if (!dirty)
-		return -ENOMEM;
-	rg->dirty = dirty;
-	memset(rg->pages + rg->npages, 0, (ncap - rg->npages) * sizeof(*pages));
-	memset(rg->dirty + rg->npages, 0, ncap - rg->npages);
-	rg->npages = ncap;
+	madvise(base, want, MADV_HUGEPAGE);
+	rg->base = base;
+	rg->reserved = want;
+	np = want / IPC_PAGE;
+	present = realloc(rg->present, np);
+	if (present)
+		rg->present = present;
+	dirty = present ? realloc(rg->dirty, np) : NULL;
+	if (dirty)
+		rg->dirty = dirty;
+	if (!present || !dirty)
+		return -ENOMEM; /* the mapping grew; the arrays keep their size */
+	memset(rg->present + rg->npages, 0, np - rg->npages);
+	memset(rg->dirty + rg->npages, 0, np - rg->npages);
+	rg->npages = np;
 	return 0;
 }
 
@@ -106,13 +114,19 @@ int region_read(struct ipc_node *n, uint64_t off, size_t size, struct ipc_msg **
 		return -ENOMEM;
 	while (done < size) {
 		uint64_t pos = off + done, pg = pos / IPC_PAGE;
-		size_t in = (size_t)(pos % IPC_PAGE), k = IPC_PAGE - in;
+		size_t k = IPC_PAGE - (size_t)(pos % IPC_PAGE);
 		if (k > size - done)
 			k = size - done;
-		if (pg < rg->npages && rg->pages[pg])
-			memcpy(m->data + done, rg->pages[pg]->data + in, k);
-		else
+		/* Copy runs of present pages at once; zeros for the holes. */
+		if (pg < rg->npages && rg->present[pg]) {
+			while (done + k < size && rg->present[(off + done + k) / IPC_PAGE]) {
+				size_t more = size - done - k;
+				k += more < IPC_PAGE ? more : IPC_PAGE;
+			}
+			memcpy(m->data + done, rg->base + pos, k);
+		} else {
 			memset(m->data + done, 0, k);
+		}
 		done += k;
 	}
 	m->len = (uint32_t)size;
@@ -120,71 +134,39 @@ int region_read(struct ipc_node *n, uint64_t off, size_t size, struct ipc_msg **
 	return (int)size;
 }
 
-/* A page that may be written: allocated, and not shared with a snapshot. */
-static struct ipc_msg *writable_page(struct ipc_store *st, struct ipc_region *rg, uint64_t pg)
-{
-	struct ipc_msg *p = rg->pages[pg], *c;
-
-	if (!p) {
-		if (store_charge(st, page_charge()))
-			return NULL;
-		p = ipc_msg_new(NULL, 0, IPC_PAGE);
-		if (!p) {
-			store_uncharge(st, page_charge());
-			return NULL;
-		}
-		memset(p->data, 0, IPC_PAGE);
-		p->len = IPC_PAGE;
-		rg->pages[pg] = p;
-		rg->nalloc++;
-		return p;
-	}
-	if (atomic_load_explicit(&p->ref, memory_order_acquire) == 1)
-		return p;
-	c = ipc_msg_new(p->data, IPC_PAGE, IPC_PAGE);
-	if (!c)
-		return NULL;
-	rg->pages[pg] = c;
-	ipc_msg_unref(p);
-	return c;
-}
-
 int region_write(struct ipc_store *st, struct ipc_node *n, uint64_t off, const void *buf,
 		 size_t len)
 {
 	struct ipc_region *rg = n->rg;
 	uint64_t end = off + len, first, last, need = 0;
-	size_t done = 0;
 
 	if (len == 0)
 		return 0;
 	if (end < off || end > n->set.max_bytes)
 		return -EFBIG;
+	if (reserve(rg, end))
+		return -ENOMEM;
 	first = off / IPC_PAGE;
 	last = (end - 1) / IPC_PAGE;
-	if (grow_table(rg, last + 1))
-		return -ENOMEM;
 	for (uint64_t pg = first; pg <= last; pg++)
-		if (!rg->pages[pg])
-			need++;
-	if (st->mem_used + need * page_charge() > st->lim.max_memory)
+		need += !rg->present[pg];
+	if (store_charge(st, need * IPC_PAGE))
 		return -ENOSPC;
-	while (done < len) {
-		uint64_t pos = off + done, pg = pos / IPC_PAGE;
-		size_t in = (size_t)(pos % IPC_PAGE), k = IPC_PAGE - in;
-		struct ipc_msg *p;
-		if (k > len - done)
-			k = len - done;
-		p = writable_page(st, rg, pg);
-		if (!p || mark_dirty(st, rg, pg))
-			return -ENOMEM; /* bytes before this page are written */
-		memcpy(p->data + in, (const char *)buf + done, k);
-		done += k;
+	for (uint64_t pg = first; pg <= last; pg++) {
+		if (mark_dirty(st, rg, pg)) {
+			store_uncharge(st, need * IPC_PAGE);
+			return -ENOMEM; /* nothing written yet */
+		}
 	}
-	if (end > rg->size) {
+	for (uint64_t pg = first; pg <= last; pg++) {
+		if (!rg->present[pg]) {
+			rg->present[pg] = 1;
+			rg->nalloc++;
+		}
+	}
+	memcpy(rg->base + off, buf, len);
+	if (end > rg->size)
 		rg->size = end;
-		store_touch_meta(st, n);
-	}
 	store_now(&n->mtime);
 	store_touch_meta(st, n);
 	store_touch_data(st, n);
@@ -199,21 +181,23 @@ int region_truncate(struct ipc_store *st, struct ipc_node *n, uint64_t size)
 	if (size > n->set.max_bytes)
 		return -EFBIG;
 	if (size < rg->size) {
-		/* Drop whole pages past the end; zero the tail of the last one. */
+		uint64_t tail = size % IPC_PAGE;
+		/* Zero the tail of the last kept page; release pages past it. */
+		if (tail && keep - 1 < rg->npages && rg->present[keep - 1]) {
+			if (mark_dirty(st, rg, keep - 1))
+				return -ENOMEM;
+			memset(rg->base + size, 0, IPC_PAGE - tail);
+		}
 		for (uint64_t pg = keep; pg < rg->npages; pg++) {
-			if (rg->pages[pg]) {
-				ipc_msg_unref(rg->pages[pg]);
-				rg->pages[pg] = NULL;
+			if (rg->present[pg]) {
+				rg->present[pg] = 0;
 				rg->nalloc--;
-				store_uncharge(st, page_charge());
+				store_uncharge(st, IPC_PAGE);
 			}
 		}
-		if (size % IPC_PAGE && keep - 1 < rg->npages && rg->pages[keep - 1]) {
-			struct ipc_msg *p = writable_page(st, rg, keep - 1);
-			if (!p || mark_dirty(st, rg, keep - 1))
-				return -ENOMEM;
-			memset(p->data + size % IPC_PAGE, 0, IPC_PAGE - size % IPC_PAGE);
-		}
+		if (keep * IPC_PAGE < rg->reserved)
+			madvise(rg->base + keep * IPC_PAGE, rg->reserved - keep * IPC_PAGE,
+				MADV_DONTNEED);
 		if (keep < rg->trunc_from && st->sync != IPC_SYNC_MEMORY)
 			rg->trunc_from = keep;
 	}
@@ -225,33 +209,40 @@ int region_truncate(struct ipc_store *st, struct ipc_node *n, uint64_t size)
 	return 0;
 }
 
+struct ipc_msg *region_copy_page(struct ipc_region *rg, uint64_t pgno)
+{
+	struct ipc_msg *p = ipc_msg_new(NULL, 0, IPC_PAGE);
+
+	if (!p)
+		return NULL;
+	if (pgno < rg->npages && rg->present[pgno])
+		memcpy(p->data, rg->base + pgno * IPC_PAGE, IPC_PAGE);
+	else
+		memset(p->data, 0, IPC_PAGE);
+	p->len = IPC_PAGE;
+	return p;
+}
+
 int region_load_page(struct ipc_store *st, struct ipc_node *n, uint64_t pgno, const void *data,
 		     size_t len)
 {
 	struct ipc_region *rg = n->rg;
-	struct ipc_msg *p;
 
-	if (!rg || len > IPC_PAGE || pgno >= pages_for(rg->size) || grow_table(rg, pgno + 1) ||
-	    rg->pages[pgno])
+	if (!rg || len > IPC_PAGE || pgno >= pages_for(rg->size) ||
+	    reserve(rg, (pgno + 1) * IPC_PAGE) || rg->present[pgno])
 		return -EINVAL;
-	if (store_charge(st, page_charge()))
+	if (store_charge(st, IPC_PAGE))
 		return -ENOSPC;
-	p = ipc_msg_new(NULL, 0, IPC_PAGE);
-	if (!p) {
-		store_uncharge(st, page_charge());
-		return -ENOMEM;
-	}
-	memcpy(p->data, data, len);
-	memset(p->data + len, 0, IPC_PAGE - len);
-	p->len = IPC_PAGE;
-	rg->pages[pgno] = p;
+	memcpy(rg->base + pgno * IPC_PAGE, data, len);
+	memset(rg->base + pgno * IPC_PAGE + len, 0, IPC_PAGE - len);
+	rg->present[pgno] = 1;
 	rg->nalloc++;
 	return 0;
 }
 
 /* --- the kind --- */
 
-static void shm_init(struct ipc_store *st, struct ipc_node *n)
+static void rgk_init(struct ipc_store *st, struct ipc_node *n)
 {
 	n->set.framing = 0;
 	n->set.max_messages = 0;
@@ -260,7 +251,7 @@ static void shm_init(struct ipc_store *st, struct ipc_node *n)
 	region_init(n);
 }
 
-static int shm_open(struct ipc_handle *h, int oflags, struct ipc_waiter *w)
+static int rgk_open(struct ipc_handle *h, int oflags, struct ipc_waiter *w)
 {
 	(void)w;
 	if (!h->node->rg)
@@ -270,7 +261,7 @@ static int shm_open(struct ipc_handle *h, int oflags, struct ipc_waiter *w)
 	return 0;
 }
 
-static int shm_read(struct ipc_handle *h, size_t size, int oflags, struct ipc_waiter *w,
+static int rgk_read(struct ipc_handle *h, size_t size, int oflags, struct ipc_waiter *w,
 		    struct ipc_rdres *rd)
 {
 	(void)h;
@@ -281,7 +272,7 @@ static int shm_read(struct ipc_handle *h, size_t size, int oflags, struct ipc_wa
 	return -ESPIPE; /* regions are read at an offset (ipc_pread) */
 }
 
-static int shm_pread(struct ipc_handle *h, uint64_t off, size_t size, struct ipc_rdres *rd)
+static int rgk_pread(struct ipc_handle *h, uint64_t off, size_t size, struct ipc_rdres *rd)
 {
 	struct ipc_msg *m;
 	int r = region_read(h->node, off, size, &m);
@@ -293,7 +284,7 @@ static int shm_pread(struct ipc_handle *h, uint64_t off, size_t size, struct ipc
 	return 0;
 }
 
-static int shm_write(struct ipc_handle *h, const void *buf, size_t len, uint64_t off,
+static int rgk_write(struct ipc_handle *h, const void *buf, size_t len, uint64_t off,
 		     int oflags, struct ipc_waiter *w, size_t *written)
 {
 	int r;
@@ -307,36 +298,36 @@ static int shm_write(struct ipc_handle *h, const void *buf, size_t len, uint64_t
 	return r;
 }
 
-static void shm_unread(struct ipc_handle *h, struct ipc_rdres *rd)
+static void rgk_unread(struct ipc_handle *h, struct ipc_rdres *rd)
 {
 	(void)h;
 	(void)rd; /* a copy was read; nothing to give back */
 }
 
-static unsigned shm_poll(struct ipc_handle *h)
+static unsigned rgk_poll(struct ipc_handle *h)
 {
 	(void)h;
 	return POLLIN | POLLRDNORM | POLLOUT | POLLWRNORM;
 }
 
-static uint64_t shm_size(const struct ipc_node *n)
+static uint64_t rgk_size(const struct ipc_node *n)
 {
 	return n->rg ? n->rg->size : 0;
 }
 
-static int shm_truncate(struct ipc_store *st, struct ipc_node *n, uint64_t size)
+static int rgk_truncate(struct ipc_store *st, struct ipc_node *n, uint64_t size)
 {
 	return n->rg ? region_truncate(st, n, size) : -ENOMEM;
 }
 
 const struct ipc_kind_ops shm_ops = {
-	.init = shm_init,
-	.open = shm_open,
-	.read = shm_read,
-	.pread = shm_pread,
-	.unread = shm_unread,
-	.write = shm_write,
-	.poll = shm_poll,
-	.size = shm_size,
-	.truncate = shm_truncate,
+	.init = rgk_init,
+	.open = rgk_open,
+	.read = rgk_read,
+	.pread = rgk_pread,
+	.unread = rgk_unread,
+	.write = rgk_write,
+	.poll = rgk_poll,
+	.size = rgk_size,
+	.truncate = rgk_truncate,
 };

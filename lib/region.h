@@ -11,24 +11,26 @@
 /*
  * A region (shm/NAME) is a regular, seekable file. The kernel's page cache is
  * what programs map and share; the daemon holds the authoritative copy that
- * serves reads of pages not cached and that is persisted. Pages are 4 KiB
- * reference-counted buffers (ipc_msg), NULL for holes (zeros). A snapshot for
- * the database takes references; a write to a page somebody else references
- * copies it first (copy-on-write), so the writer thread never sees a torn
- * page and the store lock is never held across I/O.
+ * serves reads of pages not cached and that is persisted. The copy lives in
+ * one anonymous mapping per region (transparent huge pages where the kernel
+ * allows), reserved ahead of the size and grown with mremap; a page never
+ * written is not present (reads as zeros, costs no memory).
  *
  * Dirty tracking: the page numbers changed since the last snapshot (each
- * listed once), and the lowest page number a truncate removed. Every
- * function needs st->lock held (the region belongs to a node of a store).
+ * listed once), and the lowest page number a truncate removed. A snapshot
+ * copies dirty pages under the store lock. Every function needs st->lock
+ * held (the region belongs to a node of a store).
  */
 #define IPC_PAGE 4096u
 
 struct ipc_region {
 	uint64_t size;            /* file size in bytes */
-	struct ipc_msg **pages;   /* [npages]: a reference each, or NULL */
-	uint64_t npages;          /* slots in pages[] (>= pages covering size) */
-	uint64_t nalloc;          /* pages allocated (memory charged) */
-	uint8_t *dirty;           /* [npages] bit per page: listed in dirtyv */
+	char *base;               /* anonymous mapping of `reserved` bytes */
+	uint64_t reserved;
+	uint64_t npages;          /* slots in present[] and dirty[] */
+	uint8_t *present;         /* [npages] page has been written */
+	uint64_t nalloc;          /* present pages (memory charged) */
+	uint8_t *dirty;           /* [npages] page listed in dirtyv */
 	uint64_t *dirtyv;         /* page numbers changed since the last save */
 	size_t ndirty, capdirty;
 	uint64_t trunc_from;      /* pages >= this were dropped; UINT64_MAX none */
@@ -55,6 +57,10 @@ int region_write(struct ipc_store *st, struct ipc_node *n, uint64_t off, const v
 /* Sets the size (zero-filling growth, discarding past a shrink). Returns 0,
  * -EFBIG (past max_bytes: unchanged), -ENOMEM. */
 int region_truncate(struct ipc_store *st, struct ipc_node *n, uint64_t size);
+
+/* A copy of page pgno (zeros when not present), for a snapshot. NULL when
+ * out of memory. */
+struct ipc_msg *region_copy_page(struct ipc_region *rg, uint64_t pgno);
 
 /* Loads one page from the database (pgno within size). 0, -EINVAL, -ENOSPC. */
 int region_load_page(struct ipc_store *st, struct ipc_node *n, uint64_t pgno, const void *data,
