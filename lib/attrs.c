@@ -15,8 +15,12 @@ enum {
 	A_MBOX = 1 << IPC_KIND_MBOX,
 	A_FIFO = 1 << IPC_KIND_FIFO,
 	A_SHM = 1 << IPC_KIND_SHM,
+	A_SEM = 1 << IPC_KIND_SEM,
+	A_EVENT = 1 << IPC_KIND_EVENT,
+	A_TOPIC = 1 << IPC_KIND_TOPIC,
 };
-#define A_STREAM (A_MBOX | A_FIFO)
+#define A_MSGS (A_MBOX | A_TOPIC)
+#define A_STREAM (A_MBOX | A_FIFO | A_SEM | A_EVENT | A_TOPIC)
 #define A_OBJ (A_STREAM | A_SHM)
 
 enum akey {
@@ -36,6 +40,14 @@ enum akey {
 	K_BLOCKED_WRITERS,
 	K_SIZE,
 	K_PAGES,
+	K_UNDO,
+	K_LATCHED,
+	K_RETAIN,
+	K_OVERFLOW,
+	K_VALUE,
+	K_SET,
+	K_SUBSCRIBERS,
+	K_DROPPED,
 };
 
 static const struct attr_def {
@@ -45,17 +57,25 @@ static const struct attr_def {
 	bool setting;
 } defs[] = {
 	{ "kind", K_KIND, A_OBJ | A_DIR, false },
-	{ "framing", K_FRAMING, A_MBOX, true },
-	{ "max_messages", K_MAX_MESSAGES, A_MBOX, true },
-	{ "max_bytes", K_MAX_BYTES, A_MBOX | A_FIFO | A_SHM, true },
-	{ "messages", K_MESSAGES, A_MBOX, false },
-	{ "bytes", K_BYTES, A_STREAM, false },
+	{ "framing", K_FRAMING, A_MSGS, true },
+	{ "max_messages", K_MAX_MESSAGES, A_MSGS, true },
+	{ "max_bytes", K_MAX_BYTES, A_MBOX | A_FIFO | A_SHM | A_EVENT | A_TOPIC, true },
+	{ "undo", K_UNDO, A_SEM, true },
+	{ "latched", K_LATCHED, A_EVENT, true },
+	{ "retain", K_RETAIN, A_TOPIC, true },
+	{ "overflow", K_OVERFLOW, A_TOPIC, true },
+	{ "value", K_VALUE, A_SEM, true },
+	{ "set", K_SET, A_EVENT, false },
+	{ "messages", K_MESSAGES, A_MSGS, false },
+	{ "bytes", K_BYTES, A_MBOX | A_FIFO, false },
 	{ "size", K_SIZE, A_SHM, false },
 	{ "pages", K_PAGES, A_SHM, false },
-	{ "in_messages", K_IN_MESSAGES, A_MBOX, false },
-	{ "out_messages", K_OUT_MESSAGES, A_MBOX, false },
-	{ "in_bytes", K_IN_BYTES, A_STREAM, false },
-	{ "out_bytes", K_OUT_BYTES, A_STREAM, false },
+	{ "subscribers", K_SUBSCRIBERS, A_TOPIC, false },
+	{ "dropped", K_DROPPED, A_TOPIC, false },
+	{ "in_messages", K_IN_MESSAGES, A_MSGS | A_EVENT | A_SEM, false },
+	{ "out_messages", K_OUT_MESSAGES, A_MSGS | A_EVENT | A_SEM, false },
+	{ "in_bytes", K_IN_BYTES, A_MBOX | A_FIFO | A_EVENT | A_TOPIC, false },
+	{ "out_bytes", K_OUT_BYTES, A_MBOX | A_FIFO | A_EVENT | A_TOPIC, false },
 	{ "readers", K_READERS, A_STREAM, false },
 	{ "writers", K_WRITERS, A_STREAM, false },
 	{ "blocked_readers", K_BLOCKED_READERS, A_STREAM, false },
@@ -159,6 +179,16 @@ static int format(const struct ipc_node *n, enum akey id, char *out, size_t size
 	case K_BLOCKED_READERS: v = n->readers.n; break;
 	case K_BLOCKED_WRITERS: v = n->space.n; break;
 	case K_SIZE: v = n->rg ? n->rg->size : 0; break;
+	case K_UNDO: v = n->set.undo; break;
+	case K_LATCHED: v = n->set.latched; break;
+	case K_RETAIN: v = n->set.retain; break;
+	case K_OVERFLOW:
+		return snprintf(out, size, "%s",
+				n->set.overflow == IPC_OVERFLOW_BLOCK ? "block" : "drop");
+	case K_VALUE: v = n->value; break;
+	case K_SET: v = n->ev_set; break;
+	case K_SUBSCRIBERS: v = n->nsubs; break;
+	case K_DROPPED: v = n->dropped; break;
 	case K_PAGES: v = n->rg ? n->rg->nalloc : 0; break;
 	default: return -ENODATA;
 	}
@@ -222,12 +252,13 @@ out:
 	return r;
 }
 
-/* A mailbox is empty when nothing is queued, being written or being read. */
-static bool mbox_empty(const struct ipc_node *n)
+/* Framing may change while nothing is queued (mailbox), being written or
+ * being read. */
+static bool framing_free(const struct ipc_node *n)
 {
 	struct ipc_list *pos;
 
-	if (n->q.count || n->pending_bytes)
+	if ((n->kind == IPC_KIND_MBOX && n->q.count) || n->pending_bytes)
 		return false;
 	ipc_list_for_each(pos, &n->handles)
 		if (ipc_container_of(pos, struct ipc_handle, node_link)->cur)
@@ -266,7 +297,7 @@ int attr_set(struct ipc_store *st, uint64_t id, const char *name, const char *va
 	switch (d->id) {
 	case K_FRAMING:
 		r = attr_parse_framing(value, len, &f);
-		if (!r && f != n->set.framing && !mbox_empty(n))
+		if (!r && f != n->set.framing && !framing_free(n))
 			r = -EBUSY;
 		if (!r)
 			n->set.framing = f;
@@ -275,6 +306,36 @@ int attr_set(struct ipc_store *st, uint64_t id, const char *name, const char *va
 		r = attr_parse_u64(value, len, 1, st->lim.max_obj_messages, &v);
 		if (!r)
 			n->set.max_messages = v;
+		break;
+	case K_UNDO:
+	case K_LATCHED:
+		r = attr_parse_u64(value, len, 0, 1, &v);
+		if (!r && d->id == K_UNDO && v != n->set.undo && n->held_undo)
+			r = -EBUSY; /* units are held under the old rule */
+		if (!r && d->id == K_UNDO)
+			n->set.undo = v != 0;
+		else if (!r)
+			n->set.latched = v != 0;
+		break;
+	case K_RETAIN:
+		r = attr_parse_u64(value, len, 0, st->lim.max_obj_messages, &v);
+		if (!r)
+			n->set.retain = v;
+		break;
+	case K_OVERFLOW:
+		r = 0;
+		len = len && value[len - 1] == '\n' ? len - 1 : len;
+		if (len == 4 && !memcmp(value, "drop", 4))
+			n->set.overflow = IPC_OVERFLOW_DROP;
+		else if (len == 5 && !memcmp(value, "block", 5))
+			n->set.overflow = IPC_OVERFLOW_BLOCK;
+		else
+			r = -EINVAL;
+		break;
+	case K_VALUE:
+		r = attr_parse_u64(value, len, 0, 2147483647ULL, &v);
+		if (!r)
+			n->value = v;
 		break;
 	case K_MAX_BYTES:
 		r = attr_parse_u64(value, len, 1, st->lim.max_obj_bytes, &v);

@@ -36,6 +36,24 @@ struct ipc_kind_ops {
 extern const struct ipc_kind_ops mbox_ops;
 extern const struct ipc_kind_ops fifo_ops;
 extern const struct ipc_kind_ops shm_ops;
+extern const struct ipc_kind_ops sem_ops;
+extern const struct ipc_kind_ops event_ops;
+extern const struct ipc_kind_ops topic_ops;
+
+/* mailbox.c's writer side, shared by topics (publishing with framings). */
+int mbox_write(struct ipc_handle *h, const void *buf, size_t len, uint64_t off, int oflags,
+	       struct ipc_waiter *w, size_t *written);
+int mbox_flush(struct ipc_handle *h, const struct ipc_cred *cred);
+void mbox_release_writer(struct ipc_handle *h);
+/* Moves messages to parked readers and room to parked writers. */
+bool mbox_pump(struct ipc_store *st, struct ipc_node *n);
+
+/* topic.c, for the shared writer side: whether every subscriber can take
+ * `msgs` more messages (overflow=block), publishing a finished message, and
+ * serving parked subscribers (returns true if any was served). */
+bool topic_room(const struct ipc_node *n, uint64_t msgs);
+int topic_publish(struct ipc_store *st, struct ipc_node *n, struct ipc_msg *m);
+bool topic_feed(struct ipc_store *st, struct ipc_node *n);
 
 /* Completes a QUEUED WRITE waiter that placed its bytes (result: the count)
  * or failed (-errno): in full sync mode a success moves on to wait for the

@@ -24,14 +24,23 @@ static uint64_t msg_max(const struct ipc_store *st, const struct ipc_node *n)
 	return n->set.max_bytes < st->lim.max_message ? n->set.max_bytes : st->lim.max_message;
 }
 
+/* The writer side is shared with topics (publishing): capacity and queuing
+ * differ, framing does not. */
+static bool is_topic(const struct ipc_node *n)
+{
+	return n->kind == IPC_KIND_TOPIC;
+}
+
 static bool slot_free(const struct ipc_node *n)
 {
+	if (is_topic(n))
+		return topic_room(n, 1);
 	return n->q.count + n->reserved < n->set.max_messages;
 }
 
 static bool bytes_fit(const struct ipc_node *n, uint64_t own, uint64_t len)
 {
-	return n->q.bytes + own + len <= n->set.max_bytes;
+	return is_topic(n) || n->q.bytes + own + len <= n->set.max_bytes;
 }
 
 static void mbox_init(struct ipc_store *st, struct ipc_node *n)
@@ -49,7 +58,11 @@ static uint64_t mbox_size(const struct ipc_node *n)
 /* Queues a finished message (the caller's reference). */
 static int enqueue(struct ipc_store *st, struct ipc_node *n, struct ipc_msg *m)
 {
-	int r = msgq_push_tail(&n->q, m);
+	int r;
+
+	if (is_topic(n))
+		return topic_publish(st, n, m);
+	r = msgq_push_tail(&n->q, m);
 
 	if (r)
 		return r;
@@ -104,14 +117,16 @@ static int place(struct ipc_store *st, struct ipc_handle *h, const char *buf, si
 
 /* Hands messages to parked readers and room to parked writers/openers,
  * until neither makes progress. Returns true if anything moved. */
-static bool pump(struct ipc_store *st, struct ipc_node *n)
+bool mbox_pump(struct ipc_store *st, struct ipc_node *n)
 {
 	bool any = false, progress;
 	struct ipc_waiter *w;
 
 	do {
 		progress = false;
-		while ((w = waitq_first(&n->readers)) && msgq_head(&n->q)) {
+		if (is_topic(n))
+			progress |= topic_feed(st, n);
+		while (!is_topic(n) && (w = waitq_first(&n->readers)) && msgq_head(&n->q)) {
 			take_head(n, w->h);
 			serve(st, n, w->h, w->size, &w->rd);
 			store_complete(st, w, (int)w->rd.total);
@@ -311,7 +326,9 @@ static int line_check(struct ipc_store *st, struct ipc_handle *h, const char *bu
 		p += seg;
 	}
 	if (!partial_ok && lines &&
-	    (n->q.count + n->reserved + lines > n->set.max_messages || !bytes_fit(n, 0, bytes)))
+	    (is_topic(n) ? !topic_room(n, lines)
+			 : n->q.count + n->reserved + lines > n->set.max_messages ||
+				   !bytes_fit(n, 0, bytes)))
 		return OBJ_WAIT;
 	if (st->mem_used + len + lines * sizeof(struct ipc_msg) > st->lim.max_memory)
 		return -ENOSPC;
@@ -375,7 +392,7 @@ static int mbox_open(struct ipc_handle *h, int oflags, struct ipc_waiter *w)
 	if (h->acc & IPC_ACC_WRITE)
 		n->nwriters++;
 	/* An open-framing writer holds a message slot from its open on. */
-	if (h->acc != IPC_ACC_WRITE || n->set.framing != IPC_FRAMING_OPEN)
+	if (h->acc != IPC_ACC_WRITE || n->set.framing != IPC_FRAMING_OPEN || is_topic(n))
 		return 0;
 	if (slot_free(n) && ipc_list_empty(&n->space.waiters)) {
 		n->reserved++;
@@ -414,7 +431,7 @@ static int mbox_read(struct ipc_handle *h, size_t size, int oflags, struct ipc_w
 		take_head(n, h);
 	}
 	serve(st, n, h, size, rd);
-	pump(st, n);
+	mbox_pump(st, n);
 	store_poll_wake(st, n);
 	return 0;
 }
@@ -444,12 +461,12 @@ static void mbox_unread(struct ipc_handle *h, struct ipc_rdres *rd)
 	} else if (h->cur == s->msg && h->cur_off == s->off + s->len) {
 		h->cur_off = s->off;
 	}
-	pump(st, n);
+	mbox_pump(st, n);
 	store_poll_wake(st, n);
 }
 
-static int mbox_write(struct ipc_handle *h, const void *buf, size_t len, uint64_t off,
-		      int oflags, struct ipc_waiter *w, size_t *written)
+int mbox_write(struct ipc_handle *h, const void *buf, size_t len, uint64_t off, int oflags,
+	       struct ipc_waiter *w, size_t *written)
 {
 	struct ipc_store *st = h->st;
 	struct ipc_node *n = h->node;
@@ -462,7 +479,7 @@ static int mbox_write(struct ipc_handle *h, const void *buf, size_t len, uint64_
 		return 0;
 	r = queued_writers ? OBJ_WAIT : place(st, h, buf, len, off, partial_ok, &placed);
 	if (placed)
-		pump(st, n);
+		mbox_pump(st, n);
 	if (r != OBJ_WAIT) {
 		if (r < 0 && placed == 0)
 			return r;
@@ -479,7 +496,7 @@ static int mbox_write(struct ipc_handle *h, const void *buf, size_t len, uint64_
 	return obj_park_write(&n->space, w, h, buf, len, placed);
 }
 
-static int mbox_flush(struct ipc_handle *h, const struct ipc_cred *cred)
+int mbox_flush(struct ipc_handle *h, const struct ipc_cred *cred)
 {
 	struct ipc_store *st = h->st;
 	struct ipc_node *n = h->node;
@@ -491,20 +508,19 @@ static int mbox_flush(struct ipc_handle *h, const struct ipc_cred *cred)
 	if (n->set.framing == IPC_FRAMING_OPEN || n->set.framing == IPC_FRAMING_LINE) {
 		r = commit_pending(st, n, h);
 		if (r > 0)
-			pump(st, n);
+			mbox_pump(st, n);
 	}
 	return r;
 }
 
-static void mbox_release(struct ipc_handle *h)
+void mbox_release_writer(struct ipc_handle *h)
 {
 	struct ipc_store *st = h->st;
 	struct ipc_node *n = h->node;
 
-	if (h->acc & IPC_ACC_READ)
-		n->nreaders--;
-	if (h->acc & IPC_ACC_WRITE)
-		n->nwriters--;
+	if (!(h->acc & IPC_ACC_WRITE))
+		return;
+	n->nwriters--;
 	if (h->failed)
 		drop_pending(st, n, h);
 	/* The last close commits what was written (children's closes did not). */
@@ -514,13 +530,23 @@ static void mbox_release(struct ipc_handle *h)
 		h->slot = false;
 		n->reserved--;
 	}
+}
+
+static void mbox_release(struct ipc_handle *h)
+{
+	struct ipc_store *st = h->st;
+	struct ipc_node *n = h->node;
+
+	if (h->acc & IPC_ACC_READ)
+		n->nreaders--;
+	mbox_release_writer(h);
 	if (h->cur) {
 		/* Read in part: back to the head for the next reader. */
 		msgq_requeue(&n->q, h->cur);
 		h->cur = NULL;
 		store_touch_data(st, n);
 	}
-	pump(st, n);
+	mbox_pump(st, n);
 	store_poll_wake(st, n);
 }
 
@@ -543,7 +569,7 @@ static unsigned mbox_poll(struct ipc_handle *h)
 
 static void mbox_changed(struct ipc_store *st, struct ipc_node *n)
 {
-	pump(st, n);
+	mbox_pump(st, n);
 }
 
 const struct ipc_kind_ops mbox_ops = {

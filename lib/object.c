@@ -20,6 +20,12 @@ static const struct ipc_kind_ops *ops_of(const struct ipc_node *n)
 		return &fifo_ops;
 	case IPC_KIND_SHM:
 		return &shm_ops;
+	case IPC_KIND_SEM:
+		return &sem_ops;
+	case IPC_KIND_EVENT:
+		return &event_ops;
+	case IPC_KIND_TOPIC:
+		return &topic_ops;
 	default:
 		return NULL;
 	}

@@ -51,6 +51,9 @@ struct ipc_handle {
 	uint32_t cur_off;
 	bool got_msg;             /* open framing: this open had its message */
 	bool seen;                /* fifo: saw data or a writer */
+	uint64_t gen;             /* event: firings when opened */
+	int64_t seq;              /* topic: next message to read */
+	uint32_t taken;           /* sem: units taken through this file */
 
 	/* Writing. */
 	struct ipc_msg *pend;     /* open/line framing: message being built */

@@ -131,6 +131,16 @@ static bool batch_empty(const struct batch *b)
 
 /* --- schema --- */
 
+/* Boolean and small settings packed in nodes.flags. */
+enum { F_UNDO = 1, F_LATCHED = 2, F_OVERFLOW_BLOCK = 4 };
+
+static int64_t flags_of(const struct ipc_settings *set)
+{
+	return (set->undo ? F_UNDO : 0) | (set->latched ? F_LATCHED : 0) |
+	       (set->overflow == IPC_OVERFLOW_BLOCK ? F_OVERFLOW_BLOCK : 0);
+}
+
+
 static const char schema_sql[] =
 	"CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
 	"CREATE TABLE nodes("
@@ -297,8 +307,8 @@ static int prepare_all(struct ipc_persist *p)
 
 	r |= prepare(p, &p->s_node,
 		     "INSERT OR REPLACE INTO nodes(id,parent,name,kind,is_dir,mode,uid,gid,"
-		     "atime_ns,mtime_ns,ctime_ns,framing,max_messages,max_bytes,size) "
-		     "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+		     "atime_ns,mtime_ns,ctime_ns,framing,max_messages,max_bytes,size,value,"
+		     "flags,retain) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
 	r |= prepare(p, &p->s_ins,
 		     "INSERT OR REPLACE INTO messages(obj,seq,skip,data) VALUES(?,?,?,?)");
 	r |= prepare(p, &p->s_skip, "UPDATE messages SET skip=? WHERE obj=? AND seq=?");
@@ -415,7 +425,8 @@ static int load_nodes(struct ipc_persist *p, struct ipc_store *st, char *err, si
 
 	rc = sqlite3_prepare_v2(p->db,
 				"SELECT id,parent,name,kind,is_dir,mode,uid,gid,atime_ns,mtime_ns,"
-				"ctime_ns,framing,max_messages,max_bytes,size FROM nodes",
+				"ctime_ns,framing,max_messages,max_bytes,size,value,flags,retain "
+				"FROM nodes",
 				-1, &s, NULL);
 	if (rc != SQLITE_OK)
 		return load_fail(err, errlen, sqlite3_errmsg(p->db), p->path);
@@ -464,6 +475,15 @@ static int load_nodes(struct ipc_persist *p, struct ipc_store *st, char *err, si
 		row->set.max_messages = (uint64_t)sqlite3_column_int64(s, 12);
 		row->set.max_bytes = (uint64_t)sqlite3_column_int64(s, 13);
 		row->size = (uint64_t)sqlite3_column_int64(s, 14);
+		row->value = (uint64_t)sqlite3_column_int64(s, 15);
+		{
+			int64_t f = sqlite3_column_int64(s, 16);
+			row->set.undo = (f & F_UNDO) != 0;
+			row->set.latched = (f & F_LATCHED) != 0;
+			row->set.overflow = (f & F_OVERFLOW_BLOCK) ? IPC_OVERFLOW_BLOCK
+								   : IPC_OVERFLOW_DROP;
+		}
+		row->set.retain = (uint64_t)sqlite3_column_int64(s, 17);
 		n++;
 		if (sqlite3_column_int(s, 3) < 0 || sqlite3_column_int(s, 3) >= IPC_KIND_COUNT) {
 			r = load_fail(err, errlen, "a node has an unknown kind", p->path);
@@ -472,9 +492,10 @@ static int load_nodes(struct ipc_persist *p, struct ipc_store *st, char *err, si
 		if (!row->is_dir) {
 			const struct ipc_settings *set = &row->set;
 			bool bad = set->max_bytes < 1 || set->max_bytes > st->lim.max_obj_bytes;
-			if (row->kind == IPC_KIND_MBOX)
+			if (row->kind == IPC_KIND_MBOX || row->kind == IPC_KIND_TOPIC)
 				bad |= set->framing > IPC_FRAMING_LINE || set->max_messages < 1 ||
 				       set->max_messages > st->lim.max_obj_messages;
+			bad |= set->retain > st->lim.max_obj_messages;
 			if (row->kind == IPC_KIND_SHM)
 				bad |= row->size > set->max_bytes;
 			else
@@ -620,6 +641,8 @@ int persist_load(struct ipc_persist *p, struct ipc_store *st, char *err, size_t 
 		r = load_messages(p, st, err, errlen);
 	if (!r)
 		r = load_pages(p, st, err, errlen);
+	if (!r)
+		store_loaded(st);
 	exec(p->db, "COMMIT", NULL, 0);
 	if (!r) {
 		const char *sync = p->sync == IPC_SYNC_FULL ? "PRAGMA synchronous=FULL"
@@ -664,7 +687,9 @@ static void snapshot(struct ipc_store *st, struct batch *b)
 			struct ipc_msg *m = q->unsaved[i];
 			struct ins in;
 			m->pending = false;
-			if (m->done) {
+			/* A topic saves only the messages it retains. */
+			if (m->done || (n->kind == IPC_KIND_TOPIC &&
+					m->seq < q->next_seq - (int64_t)n->set.retain)) {
 				ipc_msg_unref(m);
 				continue;
 			}
@@ -761,6 +786,9 @@ static int write_batch(struct ipc_persist *p, const struct batch *b)
 		sqlite3_bind_int64(s, 13, (int64_t)r->set.max_messages);
 		sqlite3_bind_int64(s, 14, (int64_t)r->set.max_bytes);
 		sqlite3_bind_int64(s, 15, (int64_t)r->size);
+		sqlite3_bind_int64(s, 16, (int64_t)r->value);
+		sqlite3_bind_int64(s, 17, flags_of(&r->set));
+		sqlite3_bind_int64(s, 18, (int64_t)r->set.retain);
 		rc = step(s);
 	}
 	for (size_t i = 0; !rc && i < b->ins.n; i++) {

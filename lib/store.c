@@ -28,9 +28,9 @@ static const struct {
 	[IPC_KIND_MBOX] = { "mbox", true, true },
 	[IPC_KIND_FIFO] = { "fifo", true, true },
 	[IPC_KIND_SHM] = { "shm", true, false },
-	[IPC_KIND_SEM] = { "sem", false, true },
-	[IPC_KIND_EVENT] = { "event", false, true },
-	[IPC_KIND_TOPIC] = { "topic", false, true },
+	[IPC_KIND_SEM] = { "sem", true, true },
+	[IPC_KIND_EVENT] = { "event", true, true },
+	[IPC_KIND_TOPIC] = { "topic", true, true },
 };
 
 bool store_kind_enabled(enum ipc_kind k)
@@ -1044,7 +1044,9 @@ void store_node_row(const struct ipc_node *n, struct ipc_node_row *row)
 	row->mtime = n->mtime;
 	row->ctime = n->ctime;
 	row->set = n->set;
-	row->size = ipc_node_size(n);
+	row->size = n->kind == IPC_KIND_SHM ? ipc_node_size(n) : 0;
+	/* Units held with undo are saved as available: a crash returns them. */
+	row->value = n->kind == IPC_KIND_SEM ? n->value + n->held_undo : n->ev_set;
 }
 
 int store_load_node(struct ipc_store *st, const struct ipc_node_row *row)
@@ -1082,6 +1084,10 @@ int store_load_node(struct ipc_store *st, const struct ipc_node_row *row)
 		n->set = row->set;
 		if (n->rg)
 			n->rg->size = row->size;
+		if (n->kind == IPC_KIND_SEM)
+			n->value = row->value;
+		else if (n->kind == IPC_KIND_EVENT)
+			n->ev_set = row->value != 0 && n->set.latched;
 	}
 	if (row->id >= st->next_id)
 		st->next_id = row->id + 1;
@@ -1110,6 +1116,14 @@ int store_load_page(struct ipc_store *st, uint64_t id, uint64_t pgno, const void
 	if (!n || !n->rg)
 		return -EINVAL;
 	return region_load_page(st, n, pgno, data, len);
+}
+
+void store_loaded(struct ipc_store *st)
+{
+	for (size_t b = 0; b < st->tab_size; b++)
+		for (struct ipc_node *n = st->id_tab[b]; n; n = n->id_next)
+			if (!n->is_dir)
+				ipc_object_changed(st, n);
 }
 
 void store_set_next_id(struct ipc_store *st, uint64_t next_id)

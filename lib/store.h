@@ -64,11 +64,20 @@ enum ipc_sync {
 #define IPC_FIRST_USER_ID 1024
 #define IPC_NAME_MAX 255
 
+enum ipc_overflow {
+	IPC_OVERFLOW_DROP = 0, /* topic: drop a slow subscriber's oldest */
+	IPC_OVERFLOW_BLOCK,    /* topic: publishers wait for the slowest */
+};
+
 /* Per-object settings (persisted). Limits apply to the kinds that use them. */
 struct ipc_settings {
 	uint8_t framing;       /* enum ipc_framing (mbox, topic) */
-	uint64_t max_messages; /* mbox */
-	uint64_t max_bytes;    /* mbox, fifo: queued payload bytes */
+	uint64_t max_messages; /* mbox: queue; topic: each subscriber's backlog */
+	uint64_t max_bytes;    /* mbox, fifo: queued bytes; shm: size; event/topic: message */
+	bool undo;             /* sem: units come back when their file is closed */
+	bool latched;          /* event: stays set until reset */
+	uint8_t overflow;      /* topic: enum ipc_overflow */
+	uint64_t retain;       /* topic: messages kept for new subscribers */
 };
 
 /* Counters since the mount (not persisted). */
@@ -137,6 +146,12 @@ struct ipc_node {
 	uint64_t reserved;           /* mbox: slots held by open-framing writers */
 	uint64_t pending_bytes;      /* bytes of messages being written (not queued) */
 	struct ipc_region *rg;       /* shm: the pages (lib/region.h) */
+	uint64_t value;              /* sem: units available */
+	uint64_t held_undo;          /* sem: units held by undo-enabled handles */
+	uint64_t gen;                /* event: firings so far */
+	bool ev_set;                 /* event: latched and set (payload: q head) */
+	uint64_t dropped;            /* topic: messages dropped for slow subscribers */
+	uint32_t nsubs;              /* topic: subscribers */
 };
 
 /* What persist.c loads and saves for one node. */
@@ -149,6 +164,7 @@ struct ipc_node_row {
 	struct timespec atime, mtime, ctime;
 	struct ipc_settings set;
 	uint64_t size;               /* shm: file size */
+	uint64_t value;              /* sem: units (+ those held with undo); event: set */
 };
 
 struct ipc_store_hooks {
@@ -305,6 +321,9 @@ void store_statfs(struct ipc_store *st, struct ipc_statfs *out);
 
 /* Adds a node read from the database. Parents must be loaded first. */
 int store_load_node(struct ipc_store *st, const struct ipc_node_row *row);
+/* After loading: lets every object settle (e.g. a topic trims its log to
+ * what it retains). */
+void store_loaded(struct ipc_store *st);
 /* Appends a message (takes over the reference; m->seq and m->head set). */
 int store_load_msg(struct ipc_store *st, uint64_t id, struct ipc_msg *m);
 /* Loads one region page. */

@@ -1,0 +1,283 @@
+/* topic.c - publish/subscribe: every subscriber gets every message. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <string.h>
+
+#include "lib/err.h"
+#include "lib/kind.h"
+
+/*
+ * The topic keeps one log of messages (n->q, sequence numbers increasing by
+ * one per publish). Every open for reading is a subscription: a cursor
+ * (h->cur, the next message to read, with h->seq its number; NULL when
+ * caught up, h->seq then being the next number to be published). A message
+ * stays on the log while a subscriber has yet to read it or while it is one
+ * of the last `retain` (those are persisted, for new subscribers and
+ * restarts). A subscriber's backlog is bounded by max_messages: with
+ * overflow=drop its oldest unread message is skipped and counted
+ * (n->dropped); with overflow=block publishers wait for the slowest.
+ * Publishing (framings, flush, max_bytes) is mailbox.c's writer side.
+ */
+
+static bool is_sub(const struct ipc_handle *h)
+{
+	return (h->acc & IPC_ACC_READ) && !h->released;
+}
+
+#define for_each_sub(h, n, pos)                                                        \
+	ipc_list_for_each(pos, &(n)->handles)                                           \
+		if ((h = ipc_container_of(pos, struct ipc_handle, node_link)), is_sub(h))
+
+static uint64_t backlog(const struct ipc_node *n, const struct ipc_handle *h)
+{
+	return (uint64_t)(n->q.next_seq - h->seq);
+}
+
+static struct ipc_msg *next_of(struct ipc_node *n, struct ipc_msg *m)
+{
+	return m->queued && m->link.next != &n->q.msgs
+		? ipc_container_of(m->link.next, struct ipc_msg, link) : NULL;
+}
+
+/* Moves a subscriber's cursor to the message after its current one. */
+static void advance(struct ipc_node *n, struct ipc_handle *h)
+{
+	struct ipc_msg *m = h->cur, *next = next_of(n, m);
+
+	h->cur = next ? ipc_msg_ref(next) : NULL;
+	h->seq = next ? next->seq : m->seq + 1;
+	h->cur_off = 0;
+	ipc_msg_unref(m);
+}
+
+/* Drops log messages no subscriber needs and not retained. */
+static void collect(struct ipc_store *st, struct ipc_node *n)
+{
+	int64_t keep_from = n->q.next_seq - (int64_t)n->set.retain, min = n->q.next_seq;
+	struct ipc_list *pos;
+	struct ipc_handle *h;
+	struct ipc_msg *m;
+
+	for_each_sub(h, n, pos)
+		if (h->seq < min)
+			min = h->seq;
+	while ((m = msgq_head(&n->q)) && m->seq < min && m->seq < keep_from) {
+		msgq_pop_head(&n->q);
+		store_uncharge(st, ipc_msg_charge(m));
+		msgq_delivered(&n->q, m);
+		store_touch_data(st, n);
+	}
+}
+
+bool topic_room(const struct ipc_node *n, uint64_t msgs)
+{
+	struct ipc_list *pos;
+	struct ipc_handle *h;
+
+	if (n->set.overflow != IPC_OVERFLOW_BLOCK)
+		return true;
+	for_each_sub(h, n, pos)
+		if (backlog(n, h) + msgs > n->set.max_messages)
+			return false;
+	return true;
+}
+
+static void serve(struct ipc_node *n, struct ipc_handle *h, size_t size, struct ipc_rdres *rd)
+{
+	struct ipc_msg *m = h->cur;
+	size_t k = m->len - h->cur_off;
+
+	if (k > size)
+		k = size;
+	rdres_add(rd, m, h->cur_off, k);
+	h->cur_off += (uint32_t)k;
+	if (h->cur_off == m->len) {
+		n->stats.out_msgs++;
+		n->stats.out_bytes += m->len;
+		rd->taken = ipc_msg_ref(m); /* for an undo */
+		advance(n, h);
+	}
+}
+
+bool topic_feed(struct ipc_store *st, struct ipc_node *n)
+{
+	struct ipc_waiter *w;
+	bool any = false;
+
+	for (struct ipc_list *pos = n->readers.waiters.next, *tmp = pos->next;
+	     pos != &n->readers.waiters; pos = tmp, tmp = pos->next) {
+		w = ipc_container_of(pos, struct ipc_waiter, link);
+		if (!w->h->cur)
+			continue;
+		serve(n, w->h, w->size, &w->rd);
+		store_complete(st, w, (int)w->rd.total);
+		any = true;
+	}
+	if (any) {
+		collect(st, n);
+		store_poll_wake(st, n);
+	}
+	return any;
+}
+
+int topic_publish(struct ipc_store *st, struct ipc_node *n, struct ipc_msg *m)
+{
+	struct ipc_list *pos;
+	struct ipc_handle *h;
+	int r = msgq_push_tail(&n->q, m);
+
+	if (r)
+		return r;
+	n->stats.in_msgs++;
+	n->stats.in_bytes += m->len;
+	store_now(&n->mtime);
+	for_each_sub(h, n, pos) {
+		if (!h->cur) {
+			h->cur = ipc_msg_ref(m);
+			h->seq = m->seq;
+			h->cur_off = 0;
+		} else if (backlog(n, h) > n->set.max_messages && h->cur_off == 0 &&
+			   n->set.overflow == IPC_OVERFLOW_DROP) {
+			/* A slow subscriber loses its oldest unread message. */
+			advance(n, h);
+			n->dropped++;
+		}
+	}
+	topic_feed(st, n);
+	collect(st, n);
+	if (n->set.retain)
+		store_touch_data(st, n);
+	store_touch_meta(st, n);
+	store_poll_wake(st, n);
+	return 0;
+}
+
+static void topic_init(struct ipc_store *st, struct ipc_node *n)
+{
+	n->set.framing = IPC_FRAMING_OPEN;
+	n->set.max_messages = 1000;
+	n->set.max_bytes = st->lim.mbox_bytes;
+	n->set.overflow = IPC_OVERFLOW_DROP;
+	n->set.retain = 0;
+}
+
+static int topic_open(struct ipc_handle *h, int oflags, struct ipc_waiter *w)
+{
+	struct ipc_node *n = h->node;
+	struct ipc_msg *m;
+
+	(void)oflags;
+	(void)w;
+	if (h->acc & IPC_ACC_WRITE)
+		n->nwriters++;
+	if (!(h->acc & IPC_ACC_READ))
+		return 0;
+	n->nreaders++;
+	n->nsubs++;
+	/* From the next message, or from the last `retain` kept. */
+	h->seq = n->q.next_seq;
+	m = msgq_head(&n->q);
+	while (m && m->seq < n->q.next_seq - (int64_t)n->set.retain)
+		m = next_of(n, m);
+	if (m && n->set.retain) {
+		h->cur = ipc_msg_ref(m);
+		h->seq = m->seq;
+	}
+	store_poll_wake(h->st, n);
+	return 0;
+}
+
+static int topic_read(struct ipc_handle *h, size_t size, int oflags, struct ipc_waiter *w,
+		      struct ipc_rdres *rd)
+{
+	struct ipc_node *n = h->node;
+	int r;
+
+	if (size == 0)
+		return 0;
+	if (h->cur) {
+		serve(n, h, size, rd);
+		collect(h->st, n);
+		mbox_pump(h->st, n); /* blocked publishers may go on */
+		store_poll_wake(h->st, n);
+		return 0;
+	}
+	/* A subscription never ends by itself. */
+	r = obj_must_wait(oflags, w);
+	return r ? r : obj_park_read(&n->readers, w);
+}
+
+static void topic_unread(struct ipc_handle *h, struct ipc_rdres *rd)
+{
+	struct ipc_node *n = h->node;
+	struct ipc_rdseg *s = &rd->seg[0];
+
+	if (rd->taken) {
+		/* The read finished a message the reader never got: step back to
+		 * it if the cursor has not moved on meanwhile. */
+		struct ipc_msg *m = rd->taken;
+		if (m->queued && h->seq == m->seq + 1 && !h->cur_off && !h->released) {
+			ipc_msg_unref(h->cur);
+			h->cur = ipc_msg_ref(m);
+			h->seq = m->seq;
+			h->cur_off = s->off;
+			n->stats.out_msgs--;
+			n->stats.out_bytes -= m->len;
+		}
+	} else if (h->cur == s->msg && h->cur_off == s->off + s->len) {
+		h->cur_off = s->off;
+	}
+}
+
+static void topic_release(struct ipc_handle *h)
+{
+	struct ipc_node *n = h->node;
+
+	if (h->acc & IPC_ACC_READ) {
+		n->nreaders--;
+		n->nsubs--;
+		ipc_msg_unref(h->cur);
+		h->cur = NULL;
+	}
+	mbox_release_writer(h);
+	collect(h->st, n);
+	mbox_pump(h->st, n);
+	store_poll_wake(h->st, n);
+}
+
+static unsigned topic_poll(struct ipc_handle *h)
+{
+	unsigned ev = 0;
+
+	if ((h->acc & IPC_ACC_READ) && h->cur)
+		ev |= POLLIN | POLLRDNORM;
+	if ((h->acc & IPC_ACC_WRITE) && topic_room(h->node, 1))
+		ev |= POLLOUT | POLLWRNORM;
+	return ev;
+}
+
+static uint64_t topic_size(const struct ipc_node *n)
+{
+	(void)n;
+	return 0;
+}
+
+static void topic_changed(struct ipc_store *st, struct ipc_node *n)
+{
+	collect(st, n);
+	mbox_pump(st, n);
+}
+
+const struct ipc_kind_ops topic_ops = {
+	.init = topic_init,
+	.open = topic_open,
+	.read = topic_read,
+	.unread = topic_unread,
+	.write = mbox_write,
+	.flush = mbox_flush,
+	.release = topic_release,
+	.poll = topic_poll,
+	.size = topic_size,
+	.changed = topic_changed,
+};
