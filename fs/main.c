@@ -42,7 +42,8 @@ static void usage(FILE *out)
 		"  --memory           keep everything in memory; no database\n"
 		"  --sync MODE        normal (default): committed within %d ms, fsync waits;\n"
 		"                     full: every write is acknowledged after its commit\n"
-		"  --max-memory BYTES payload bytes held in memory (default 1G; K/M/G suffixes)\n"
+		"  --max-memory BYTES payload bytes held in memory (default: a quarter of RAM,\n"
+		"                     at least 1G; K/M/G suffixes)\n"
 		"  --max-objects N    objects and directories (default 1000000)\n"
 		"  --threads N        FUSE worker threads; 1 = single-threaded loop (default)\n"
 		"  -f                 stay in the foreground\n"
@@ -147,6 +148,12 @@ static int parse_args(int argc, char **argv, struct options *o)
 	o->sync = IPC_SYNC_NORMAL;
 	o->threads = 1;
 	store_default_limits(&o->lim);
+	{
+		/* Payload memory: a quarter of RAM, at least 1 GiB. */
+		long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
+		if (pages > 0 && psize > 0 && (uint64_t)pages * (uint64_t)psize / 4 > o->lim.max_memory)
+			o->lim.max_memory = (uint64_t)pages * (uint64_t)psize / 4;
+	}
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "+fdo:hV", longopts, NULL)) != -1) {
 		switch (c) {
