@@ -82,7 +82,7 @@ static const struct attr_def {
 	{ "blocked_writers", K_BLOCKED_WRITERS, A_STREAM, false },
 };
 
-static const char *const framings[] = { "open", "write", "line" };
+static const char *const framings[] = { "open", "write", "line", "record" };
 
 const char *attr_framing_name(uint8_t framing)
 {

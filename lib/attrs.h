@@ -40,7 +40,8 @@ int attr_remove(struct ipc_store *st, uint64_t id, const char *name);
  * sign, spaces or other characters, optionally followed by one '\n', within
  * [min, max]. Returns 0 or -EINVAL. */
 int attr_parse_u64(const char *s, size_t len, uint64_t min, uint64_t max, uint64_t *out);
-/* "open", "write", "line" (optionally followed by '\n'). 0 or -EINVAL. */
+/* "open", "write", "line", "record" (optionally followed by '\n'). 0 or
+ * -EINVAL. */
 int attr_parse_framing(const char *s, size_t len, uint8_t *out);
 const char *attr_framing_name(uint8_t framing);
 

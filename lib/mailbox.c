@@ -105,6 +105,55 @@ static void serve(struct ipc_store *st, struct ipc_node *n, struct ipc_handle *h
 	}
 }
 
+/* Record framing: as many whole queued messages as fit in size, each as
+ * [u32 length][bytes], copied into one buffer. -EMSGSIZE if the first does
+ * not fit; 0 with nothing when the queue is empty. */
+static int serve_records(struct ipc_store *st, struct ipc_node *n, size_t size,
+			 struct ipc_rdres *rd)
+{
+	struct ipc_list *pos;
+	size_t total = 0, count = 0, off = 0;
+	struct ipc_msg *buf;
+
+	ipc_list_for_each(pos, &n->q.msgs) {
+		struct ipc_msg *m = ipc_container_of(pos, struct ipc_msg, link);
+		if (total + 4 + m->len > size)
+			break;
+		total += 4 + m->len;
+		count++;
+	}
+	if (!count)
+		return msgq_head(&n->q) ? -EMSGSIZE : 0;
+	buf = ipc_msg_new(NULL, 0, total);
+	rd->many = malloc(count * sizeof(*rd->many));
+	if (!buf || !rd->many) {
+		ipc_msg_unref(buf);
+		free(rd->many);
+		rd->many = NULL;
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < count; i++) {
+		struct ipc_msg *m = msgq_pop_head(&n->q);
+		unsigned char *p = (unsigned char *)buf->data + off;
+		p[0] = (unsigned char)m->len;
+		p[1] = (unsigned char)(m->len >> 8);
+		p[2] = (unsigned char)(m->len >> 16);
+		p[3] = (unsigned char)(m->len >> 24);
+		memcpy(p + 4, m->data, m->len);
+		off += 4 + m->len;
+		n->stats.out_msgs++;
+		n->stats.out_bytes += m->len;
+		store_uncharge(st, ipc_msg_charge(m));
+		rd->many[rd->nmany++] = ipc_msg_ref(m);
+		msgq_delivered(&n->q, m);
+	}
+	buf->len = (uint32_t)total;
+	rdres_add(rd, buf, 0, total);
+	ipc_msg_unref(buf);
+	store_touch_data(st, n);
+	return 0;
+}
+
 static void take_head(struct ipc_node *n, struct ipc_handle *h)
 {
 	h->cur = msgq_pop_head(&n->q);
@@ -127,6 +176,12 @@ bool mbox_pump(struct ipc_store *st, struct ipc_node *n)
 		if (is_topic(n))
 			progress |= topic_feed(st, n);
 		while (!is_topic(n) && (w = waitq_first(&n->readers)) && msgq_head(&n->q)) {
+			if (n->set.framing == IPC_FRAMING_RECORD) {
+				int r = serve_records(st, n, w->size, &w->rd);
+				store_complete(st, w, r < 0 ? r : (int)w->rd.total);
+				progress = true;
+				continue;
+			}
 			take_head(n, w->h);
 			serve(st, n, w->h, w->size, &w->rd);
 			store_complete(st, w, (int)w->rd.total);
@@ -369,10 +424,151 @@ static int place_line(struct ipc_store *st, struct ipc_handle *h, const char *bu
 	return r;
 }
 
+/* --- record framing: [u32 little-endian length][bytes] ... --- */
+
+static uint32_t le32(const unsigned char *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* Scans the pending partial record and buf: counts complete records and
+ * their bytes; checks every declared length. */
+static int record_check(struct ipc_store *st, struct ipc_handle *h, const char *buf, size_t len,
+			bool partial_ok)
+{
+	struct ipc_node *n = h->node;
+	unsigned char hdr[4];
+	uint64_t have = 0, recs = 0, bytes = 0;
+	uint32_t rlen = 0;
+	size_t p = 0;
+
+	if (h->pend) {
+		have = h->pend->len;
+		memcpy(hdr, h->pend->data, have < 4 ? have : 4);
+		if (have >= 4)
+			rlen = le32(hdr);
+	}
+	while (p < len) {
+		size_t take;
+		if (have < 4) {
+			take = 4 - have < len - p ? 4 - have : len - p;
+			memcpy(hdr + have, buf + p, take);
+			have += take;
+			p += take;
+			if (have < 4)
+				break;
+			rlen = le32(hdr);
+			if (rlen > msg_max(st, n))
+				return -EFBIG;
+		}
+		take = 4 + rlen - have < len - p ? 4 + rlen - have : len - p;
+		have += take;
+		p += take;
+		if (have == 4 + (uint64_t)rlen) {
+			recs++;
+			bytes += rlen;
+			have = 0;
+		}
+	}
+	if (!partial_ok && recs &&
+	    (is_topic(n) ? !topic_room(n, recs)
+			 : n->q.count + n->reserved + recs > n->set.max_messages ||
+				   !bytes_fit(n, 0, bytes)))
+		return OBJ_WAIT;
+	if (st->mem_used + len + recs * sizeof(struct ipc_msg) > st->lim.max_memory)
+		return -ENOSPC;
+	return 0;
+}
+
+/* Queues one record's payload as a message. */
+static int push_record(struct ipc_store *st, struct ipc_node *n, const char *data, size_t len)
+{
+	struct ipc_msg *m = ipc_msg_new(data, len, len);
+	int r;
+
+	if (!m)
+		return -ENOMEM;
+	obj_force_charge(st, ipc_msg_charge(m));
+	r = enqueue(st, n, m);
+	if (r) {
+		store_uncharge(st, ipc_msg_charge(m));
+		ipc_msg_unref(m);
+	}
+	return r;
+}
+
+static bool record_room(const struct ipc_node *n, uint64_t len)
+{
+	return slot_free(n) && bytes_fit(n, 0, len);
+}
+
+static int place_record(struct ipc_store *st, struct ipc_handle *h, const char *buf, size_t len,
+			bool partial_ok, size_t *placed)
+{
+	struct ipc_node *n = h->node;
+	size_t done = 0;
+	int r = record_check(st, h, buf, len, partial_ok);
+
+	if (r) {
+		if (r == -EFBIG)
+			drop_pending(st, n, h);
+		return r;
+	}
+	while (!r && done < len) {
+		size_t left = len - done, have, need, take;
+		uint32_t rlen;
+		if (!h->pend) {
+			if (left >= 4 && left - 4 >= (rlen = le32((const unsigned char *)buf + done))) {
+				/* A whole record in this write: no copy but the message. */
+				if (!record_room(n, rlen)) {
+					r = OBJ_WAIT;
+					break;
+				}
+				r = push_record(st, n, buf + done + 4, rlen);
+				if (!r)
+					done += 4 + (size_t)rlen;
+				continue;
+			}
+			/* The start of a record: keep it until the rest comes. */
+			r = append_pending(st, n, h, buf + done, left);
+			if (!r)
+				done = len;
+			continue;
+		}
+		have = h->pend->len;
+		if (have < 4) {
+			take = 4 - have < left ? 4 - have : left;
+			r = append_pending(st, n, h, buf + done, take);
+			if (!r)
+				done += take;
+			continue;
+		}
+		rlen = le32((const unsigned char *)h->pend->data);
+		need = 4 + (size_t)rlen - have;
+		take = need < left ? need : left;
+		if (take == need && !record_room(n, rlen)) {
+			r = OBJ_WAIT;
+			break;
+		}
+		r = append_pending(st, n, h, buf + done, take);
+		if (r)
+			break;
+		done += take;
+		if (take == need) {
+			r = push_record(st, n, h->pend->data + 4, rlen);
+			drop_pending(st, n, h);
+		}
+	}
+	*placed = done;
+	return r;
+}
+
 static int place(struct ipc_store *st, struct ipc_handle *h, const char *buf, size_t len,
 		 uint64_t off, bool partial_ok, size_t *placed)
 {
 	switch (h->node->set.framing) {
+	case IPC_FRAMING_RECORD:
+		return place_record(st, h, buf, len, partial_ok, placed);
 	case IPC_FRAMING_WRITE:
 		return place_write(st, h, buf, len, off, placed);
 	case IPC_FRAMING_LINE:
@@ -421,6 +617,16 @@ static int mbox_read(struct ipc_handle *h, size_t size, int oflags, struct ipc_w
 
 	if (size == 0)
 		return 0;
+	if (n->set.framing == IPC_FRAMING_RECORD && !h->cur) {
+		if (!msgq_head(&n->q)) {
+			r = obj_must_wait(oflags, w);
+			return r ? r : obj_park_read(&n->readers, w);
+		}
+		r = serve_records(st, n, size, rd);
+		if (!r)
+			mbox_pump(st, n);
+		return r;
+	}
 	if (!h->cur) {
 		if (n->set.framing == IPC_FRAMING_OPEN && h->got_msg)
 			return 0; /* this open had its message: EOF */
@@ -442,7 +648,19 @@ static void mbox_unread(struct ipc_handle *h, struct ipc_rdres *rd)
 	struct ipc_node *n = h->node;
 	struct ipc_rdseg *s = &rd->seg[0];
 
-	if (rd->taken) {
+	if (rd->nmany) {
+		/* Records the reader never got go back, in their order. */
+		for (unsigned i = 0; i < rd->nmany; i++) {
+			struct ipc_msg *m = rd->many[i];
+			n->stats.out_msgs--;
+			n->stats.out_bytes -= m->len;
+			obj_force_charge(st, ipc_msg_charge(m));
+			msgq_requeue(&n->q, m);
+			rd->many[i] = NULL;
+		}
+		rd->nmany = 0;
+		store_touch_data(st, n);
+	} else if (rd->taken) {
 		/* The read finished the message: it was delivered, undo that. */
 		struct ipc_msg *m = rd->taken;
 		rd->taken = NULL;
@@ -505,6 +723,11 @@ int mbox_flush(struct ipc_handle *h, const struct ipc_cred *cred)
 	if (!(h->acc & IPC_ACC_WRITE) || cred->tid != h->cred.tid)
 		return 0;
 	h->failed = false;
+	if (n->set.framing == IPC_FRAMING_RECORD && h->pend) {
+		/* A record cut short: refuse it (close(2) reports EINVAL). */
+		drop_pending(st, n, h);
+		return -EINVAL;
+	}
 	if (n->set.framing == IPC_FRAMING_OPEN || n->set.framing == IPC_FRAMING_LINE) {
 		r = commit_pending(st, n, h);
 		if (r > 0)
@@ -521,7 +744,7 @@ void mbox_release_writer(struct ipc_handle *h)
 	if (!(h->acc & IPC_ACC_WRITE))
 		return;
 	n->nwriters--;
-	if (h->failed)
+	if (h->failed || n->set.framing == IPC_FRAMING_RECORD)
 		drop_pending(st, n, h);
 	/* The last close commits what was written (children's closes did not). */
 	if (commit_pending(st, n, h) < 0)

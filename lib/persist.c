@@ -493,7 +493,7 @@ static int load_nodes(struct ipc_persist *p, struct ipc_store *st, char *err, si
 			const struct ipc_settings *set = &row->set;
 			bool bad = set->max_bytes < 1 || set->max_bytes > st->lim.max_obj_bytes;
 			if (row->kind == IPC_KIND_MBOX || row->kind == IPC_KIND_TOPIC)
-				bad |= set->framing > IPC_FRAMING_LINE || set->max_messages < 1 ||
+				bad |= set->framing > IPC_FRAMING_RECORD || set->max_messages < 1 ||
 				       set->max_messages > st->lim.max_obj_messages;
 			bad |= set->retain > st->lim.max_obj_messages;
 			if (row->kind == IPC_KIND_SHM)

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "lib/err.h"
@@ -100,6 +101,57 @@ static void serve(struct ipc_node *n, struct ipc_handle *h, size_t size, struct 
 	}
 }
 
+/* Record framing: as many whole messages from the cursor as fit in size,
+ * each as [u32 length][bytes], in one buffer. */
+static int serve_records(struct ipc_node *n, struct ipc_handle *h, size_t size,
+			 struct ipc_rdres *rd)
+{
+	size_t total = 0, count = 0, off = 0;
+	struct ipc_msg *m, *buf;
+
+	for (m = h->cur; m && total + 4 + m->len <= size; m = next_of(n, m)) {
+		total += 4 + m->len;
+		count++;
+	}
+	if (!count)
+		return -EMSGSIZE;
+	buf = ipc_msg_new(NULL, 0, total);
+	rd->many = malloc(count * sizeof(*rd->many));
+	if (!buf || !rd->many) {
+		ipc_msg_unref(buf);
+		free(rd->many);
+		rd->many = NULL;
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < count; i++) {
+		unsigned char *p = (unsigned char *)buf->data + off;
+		m = h->cur;
+		p[0] = (unsigned char)m->len;
+		p[1] = (unsigned char)(m->len >> 8);
+		p[2] = (unsigned char)(m->len >> 16);
+		p[3] = (unsigned char)(m->len >> 24);
+		memcpy(p + 4, m->data, m->len);
+		off += 4 + m->len;
+		n->stats.out_msgs++;
+		n->stats.out_bytes += m->len;
+		rd->many[rd->nmany++] = ipc_msg_ref(m);
+		advance(n, h);
+	}
+	buf->len = (uint32_t)total;
+	rdres_add(rd, buf, 0, total);
+	ipc_msg_unref(buf);
+	return 0;
+}
+
+/* Serves a subscriber that has a message waiting. */
+static int serve_any(struct ipc_node *n, struct ipc_handle *h, size_t size, struct ipc_rdres *rd)
+{
+	if (n->set.framing == IPC_FRAMING_RECORD && h->cur_off == 0)
+		return serve_records(n, h, size, rd);
+	serve(n, h, size, rd);
+	return 0;
+}
+
 bool topic_feed(struct ipc_store *st, struct ipc_node *n)
 {
 	struct ipc_waiter *w;
@@ -108,10 +160,11 @@ bool topic_feed(struct ipc_store *st, struct ipc_node *n)
 	for (struct ipc_list *pos = n->readers.waiters.next, *tmp = pos->next;
 	     pos != &n->readers.waiters; pos = tmp, tmp = pos->next) {
 		w = ipc_container_of(pos, struct ipc_waiter, link);
+		int r;
 		if (!w->h->cur)
 			continue;
-		serve(n, w->h, w->size, &w->rd);
-		store_complete(st, w, (int)w->rd.total);
+		r = serve_any(n, w->h, w->size, &w->rd);
+		store_complete(st, w, r < 0 ? r : (int)w->rd.total);
 		any = true;
 	}
 	if (any) {
@@ -197,7 +250,9 @@ static int topic_read(struct ipc_handle *h, size_t size, int oflags, struct ipc_
 	if (size == 0)
 		return 0;
 	if (h->cur) {
-		serve(n, h, size, rd);
+		r = serve_any(n, h, size, rd);
+		if (r)
+			return r;
 		collect(h->st, n);
 		mbox_pump(h->st, n); /* blocked publishers may go on */
 		store_poll_wake(h->st, n);
@@ -213,7 +268,19 @@ static void topic_unread(struct ipc_handle *h, struct ipc_rdres *rd)
 	struct ipc_node *n = h->node;
 	struct ipc_rdseg *s = &rd->seg[0];
 
-	if (rd->taken) {
+	if (rd->nmany) {
+		/* Step back to the first record if the cursor has not moved. */
+		struct ipc_msg *first = rd->many[0], *last = rd->many[rd->nmany - 1];
+		if (first->queued && h->seq == last->seq + 1 && !h->cur_off && !h->released) {
+			ipc_msg_unref(h->cur);
+			h->cur = ipc_msg_ref(first);
+			h->seq = first->seq;
+			for (unsigned i = 0; i < rd->nmany; i++) {
+				n->stats.out_msgs--;
+				n->stats.out_bytes -= rd->many[i]->len;
+			}
+		}
+	} else if (rd->taken) {
 		/* The read finished a message the reader never got: step back to
 		 * it if the cursor has not moved on meanwhile. */
 		struct ipc_msg *m = rd->taken;

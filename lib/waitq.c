@@ -4,6 +4,7 @@
 #include "lib/err.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 void waiter_init(struct ipc_waiter *w, void (*complete)(struct ipc_waiter *), void *user)
@@ -40,6 +41,9 @@ void rdres_release(struct ipc_rdres *rd)
 	for (unsigned i = 0; i < rd->nseg; i++)
 		ipc_msg_unref(rd->seg[i].msg);
 	ipc_msg_unref(rd->taken);
+	for (unsigned i = 0; i < rd->nmany; i++)
+		ipc_msg_unref(rd->many[i]);
+	free(rd->many);
 	memset(rd, 0, sizeof(*rd));
 }
 

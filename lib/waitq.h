@@ -57,7 +57,8 @@ struct ipc_rdres {
 	struct ipc_rdseg seg[IPC_RD_SEGS];
 	/* What to undo if the bytes cannot be handed to the reader: */
 	struct ipc_msg *taken; /* a message the read delivered (reference) */
-	bool requeue_whole;    /* mailbox: the read completed a message */
+	struct ipc_msg **many; /* record framing: messages delivered (references) */
+	unsigned nmany;
 };
 
 struct ipc_handle;
