@@ -1,4 +1,4 @@
-/* test-mailbox.c - unit tests of lib/mailbox.c through lib/object.h: framings, delivery, capacity, poll. */
+/* test-mailbox.c - unit tests of lib/mailbox.c via lib/object.h: framing, delivery, capacity. */
 #include "tests/unit/util.h"
 
 #include <fcntl.h>

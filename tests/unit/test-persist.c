@@ -356,7 +356,7 @@ static void test_roundtrip(void **state, enum ipc_sync sync)
 {
 	struct pfix *f = *state;
 	struct ipc_cred c = t_cred(1234, 567, 100);
-	uint64_t app, jobs, open_id, line, fid, gid, sgdir, gone, newest;
+	uint64_t app, jobs, open_id, line, fid, gid, sgdir, newest;
 	struct ipc_handle *w, *r;
 	struct stat sb, attr;
 	char rows[BUF];
@@ -409,10 +409,6 @@ static void test_roundtrip(void **state, enum ipc_sync sync)
 	attr.st_mode = 02770;
 	assert_int_equal(store_setattr(f->st, sgdir, &attr, IPC_SET_MODE, &c, &sb), 0);
 
-	/* removed last: its id is the highest ever handed out */
-	gone = t_create(f->st, T_MBOX_DIR, "gone");
-	send_open(f, gone, "lost");
-	assert_int_equal(store_unlink(f->st, T_MBOX_DIR, "gone"), 0);
 	db_close(f);
 
 	/* the rows as written */
@@ -420,8 +416,6 @@ static void test_roundtrip(void **state, enum ipc_sync sync)
 	assert_string_equal(rows, "4:0123456789;0:abc;");
 	sql_messages(f->path, jobs, rows, sizeof(rows));
 	assert_string_equal(rows, "0:j2;0:j3;");
-	sql_messages(f->path, gone, rows, sizeof(rows));
-	assert_string_equal(rows, "");
 
 	/* everything comes back */
 	db_open(f, sync, true);
@@ -468,10 +462,8 @@ static void test_roundtrip(void **state, enum ipc_sync sync)
 	assert_int_equal(lookup(f->st, T_FIFO_DIR, "sg", &sb), sgdir);
 	assert_int_equal(sb.st_mode, S_IFDIR | 02770);
 
-	assert_int_equal(store_lookup(f->st, T_MBOX_DIR, "gone", &sb), -ENOENT);
-	/* ids are never reused within a database */
 	newest = t_create(f->st, T_MBOX_DIR, "newest");
-	assert_true(newest > gone);
+	assert_true(newest > gid && newest > sgdir);
 	db_close(f);
 
 	/* what was consumed after the reload is gone for good */
@@ -490,6 +482,75 @@ static void test_roundtrip_normal(void **state)
 static void test_roundtrip_full(void **state)
 {
 	test_roundtrip(state, IPC_SYNC_FULL);
+}
+
+/* A removed object and its messages do not come back; its id is not
+ * handed out again. */
+static void test_unlinked_not_reloaded(void **state)
+{
+	struct pfix *f = *state;
+	struct stat sb;
+	uint64_t keep, gone, newest;
+	char rows[BUF];
+
+	db_open(f, IPC_SYNC_NORMAL, true);
+	keep = t_create(f->st, T_MBOX_DIR, "keep");
+	gone = t_create(f->st, T_MBOX_DIR, "gone");
+	send_open(f, gone, "lost");
+	{
+		struct ipc_handle *w = t_open(f->st, gone, O_WRONLY);
+		fsync_sync(f, w);
+		ipc_release(w);
+	}
+	sql_messages(f->path, gone, rows, sizeof(rows));
+	assert_string_equal(rows, "0:lost;");
+	assert_int_equal(store_unlink(f->st, T_MBOX_DIR, "gone"), 0);
+	db_close(f);
+	sql_messages(f->path, gone, rows, sizeof(rows));
+	assert_string_equal(rows, "");
+
+	db_open(f, IPC_SYNC_NORMAL, true);
+	assert_int_equal(store_lookup(f->st, T_MBOX_DIR, "gone", &sb), -ENOENT);
+	assert_int_equal(lookup(f->st, T_MBOX_DIR, "keep", &sb), keep);
+	newest = t_create(f->st, T_MBOX_DIR, "newest");
+	assert_true(newest > gone);
+	db_close(f);
+}
+
+/* Bytes a FIFO reader gives back after another reader read on come back
+ * first, once, and also after a restart. */
+static void test_fifo_given_back_survives(void **state)
+{
+	struct pfix *f = *state;
+	struct ipc_handle *w, *a, *b;
+	struct ipc_rdres rd;
+	char buf[BUF];
+	uint64_t id;
+
+	db_open(f, IPC_SYNC_NORMAL, true);
+	id = t_create(f->st, T_FIFO_DIR, "f");
+	w = t_open(f->st, id, O_WRONLY);
+	a = t_open(f->st, id, O_RDONLY);
+	b = t_open(f->st, id, O_RDONLY);
+	put_sync(f, w, "abcdef");
+	fsync_sync(f, w);
+	assert_int_equal(ipc_read(a, 3, 0, NULL, &rd), 0);
+	t_rd_copy(&rd, buf, sizeof(buf));
+	assert_string_equal(buf, "abc");
+	expect_read(b, 2, "de");
+	ipc_read_done(a, &rd, false);
+	fsync_sync(f, w);
+	ipc_release(w);
+	ipc_release(a);
+	ipc_release(b);
+	db_close(f);
+
+	db_open(f, IPC_SYNC_NORMAL, true);
+	a = t_open(f->st, id, O_RDONLY);
+	expect_read(a, 100, "abcf");
+	expect_read(a, 100, "");
+	ipc_release(a);
+	db_close(f);
 }
 
 /* Full mode: a write is acknowledged only once its row is committed. */
@@ -711,6 +772,10 @@ static void test_refuse_bad_rows_at_load(void **state)
 		"UPDATE messages SET obj=999999",
 	};
 
+	/* the database as made loads: what follows is refused for its rows */
+	make_db(f);
+	db_open(f, IPC_SYNC_NORMAL, false);
+	db_close(f);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		struct ipc_limits l = t_limits();
 		struct ipc_store *st = t_store_lim(&l, IPC_SYNC_NORMAL, NULL);
@@ -778,6 +843,34 @@ static void test_commit_failure_reported(void **state)
 	ipc_release(w);
 }
 
+/* A database holding more than the limits allow is refused at load. */
+static void test_load_over_limits(void **state)
+{
+	struct pfix *f = *state;
+	struct ipc_limits l = t_limits();
+	struct ipc_persist *p = NULL;
+	char err[256] = "";
+
+	make_db(f);
+	l.max_nodes = 0;
+	f->st = t_store_lim(&l, IPC_SYNC_NORMAL, NULL);
+	assert_int_equal(persist_open(f->path, IPC_SYNC_NORMAL, &p, err, sizeof(err)), 0);
+	f->p = p;
+	assert_int_equal(persist_load(p, f->st, err, sizeof(err)), -ENOSPC);
+	assert_true(strlen(err) > 0);
+	assert_int_equal(persist_close(p), 0);
+	f->p = NULL;
+	store_free(f->st);
+	f->st = NULL;
+
+	l = t_limits();
+	l.max_memory = 1;
+	f->st = t_store_lim(&l, IPC_SYNC_NORMAL, NULL);
+	assert_int_equal(persist_open(f->path, IPC_SYNC_NORMAL, &p, err, sizeof(err)), 0);
+	f->p = p;
+	assert_int_equal(persist_load(p, f->st, err, sizeof(err)), -ENOSPC);
+}
+
 int main(void)
 {
 #define PT(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -785,6 +878,8 @@ int main(void)
 		PT(test_new_database),
 		PT(test_roundtrip_normal),
 		PT(test_roundtrip_full),
+		PT(test_unlinked_not_reloaded),
+		PT(test_fifo_given_back_survives),
 		PT(test_full_write_durable_when_acked),
 		PT(test_unfinished_read_survives),
 		PT(test_consumed_before_commit_never_written),
@@ -797,6 +892,7 @@ int main(void)
 		PT(test_refuse_corrupt_page),
 		PT(test_refuse_missing_table),
 		PT(test_refuse_bad_rows_at_load),
+		PT(test_load_over_limits),
 	};
 #undef PT
 

@@ -82,22 +82,35 @@ static void test_fixed_nodes(void **state)
 	assert_int_equal(sb.st_ino, T_MBOX_DIR);
 	assert_int_equal(sb.st_mode, S_IFDIR | 01777);
 	assert_int_equal(lookup_ino(st, T_ROOT, "fifo"), T_FIFO_DIR);
-	/* kinds not served yet are hidden */
-	assert_int_equal(lookup_err(st, T_ROOT, "sem"), -ENOENT);
 	assert_int_equal(lookup_err(st, T_ROOT, "nope"), -ENOENT);
+	/* each served kind has its directory; kinds not served are hidden */
+	for (int k = IPC_KIND_DIR + 1; k < IPC_KIND_COUNT; k++) {
+		const char *name = store_kind_name(k);
+		assert_int_equal(store_kind_by_name(name), k);
+		if (store_kind_enabled(k))
+			assert_int_equal(lookup_ino(st, T_ROOT, name), IPC_ROOT_ID + (uint64_t)k);
+		else
+			assert_int_equal(lookup_err(st, T_ROOT, name), -ENOENT);
+	}
 	/* the root lists the served kinds, in kind order, and nothing else */
 	dl = list_dir(st, T_ROOT, 0, 16);
 	assert_true(dl.n >= 2);
 	assert_string_equal(dl.names[0], "mbox");
 	assert_string_equal(dl.names[1], "fifo");
-	for (int i = 0; i < dl.n; i++) {
-		int k = store_kind_by_name(dl.names[i]);
-		assert_true(k > 0);
-		assert_true(store_kind_enabled(k));
-		assert_int_equal(dl.cookies[i], IPC_ROOT_ID + (uint64_t)k);
+	{
+		int i = 0;
+		for (int k = IPC_KIND_DIR + 1; k < IPC_KIND_COUNT; k++) {
+			if (!store_kind_enabled(k))
+				continue;
+			assert_true(i < dl.n);
+			assert_string_equal(dl.names[i], store_kind_name(k));
+			assert_int_equal(dl.cookies[i], IPC_ROOT_ID + (uint64_t)k);
+			i++;
+		}
+		assert_int_equal(i, dl.n);
 	}
 	assert_true(store_kind_enabled(IPC_KIND_MBOX));
-	assert_false(store_kind_enabled(IPC_KIND_SEM));
+	assert_false(store_kind_enabled(IPC_KIND_DIR));
 	assert_int_equal(store_kind_by_name("fifo"), IPC_KIND_FIFO);
 	assert_int_equal(store_kind_by_name("nope"), -1);
 	assert_true(store_kind_is_stream(IPC_KIND_MBOX));
@@ -143,6 +156,10 @@ static void test_mkdir_rmdir(void **state)
 	uint64_t d, x;
 
 	(void)state;
+	/* an empty directory goes at once */
+	mkdir_ok(st, T_MBOX_DIR, "e", 0755, &c);
+	assert_int_equal(store_rmdir(st, T_MBOX_DIR, "e"), 0);
+	assert_int_equal(lookup_err(st, T_MBOX_DIR, "e"), -ENOENT);
 	d = mkdir_ok(st, T_MBOX_DIR, "d", 0755, &c);
 	assert_int_equal(store_mkdir(st, T_MBOX_DIR, "d", 0755, &c, &sb), -EEXIST);
 	x = t_create(st, d, "x");
@@ -303,9 +320,12 @@ static void test_create_in_root_refused(void **state)
 	assert_int_equal(store_create(st, T_ROOT, "x", 0644, &c, &sb), -EPERM);
 	assert_int_equal(store_mkdir(st, T_ROOT, "x", 0755, &c, &sb), -EPERM);
 	assert_int_equal(store_create(st, T_ROOT, "mbox", 0644, &c, &sb), -EEXIST);
-	/* nor in a kind that is not served */
-	assert_int_equal(store_create(st, IPC_ROOT_ID + IPC_KIND_SEM, "x", 0644, &c, &sb),
-			 -ENOENT);
+	/* nor in a kind that is not served (if any) */
+	for (int k = IPC_KIND_DIR + 1; k < IPC_KIND_COUNT; k++)
+		if (!store_kind_enabled(k))
+			assert_int_equal(store_create(st, IPC_ROOT_ID + (uint64_t)k, "x", 0644, &c,
+						      &sb),
+					 -ENOENT);
 	dl = list_dir(st, T_ROOT, 0, 16);
 	for (int i = 0; i < dl.n; i++)
 		assert_string_not_equal(dl.names[i], "x");

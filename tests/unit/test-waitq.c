@@ -94,7 +94,7 @@ static void test_rdres(void **state)
 	ipc_msg_unref(m);
 }
 
-/* An empty write-framing mailbox and a reader on it. */
+/* An empty mailbox in write framing. */
 static uint64_t mbox_setup(struct ipc_store *st)
 {
 	uint64_t id = t_create(st, T_MBOX_DIR, "q");
