@@ -100,7 +100,13 @@ int attr_parse_u64(const char *s, size_t len, uint64_t min, uint64_t max, uint64
 	uint64_t v = 0;
 
 	len = trim(s, len);
-	if (len == 0 || len > 20)
+	if (len == 0)
+		return -EINVAL;
+	while (len > 1 && s[0] == '0') {
+		s++;
+		len--;
+	}
+	if (len > 20)
 		return -EINVAL;
 	for (size_t i = 0; i < len; i++) {
 		unsigned d;
@@ -177,7 +183,7 @@ static int format(const struct ipc_node *n, enum akey id, char *out, size_t size
 	case K_READERS: v = n->nreaders; break;
 	case K_WRITERS: v = n->nwriters; break;
 	case K_BLOCKED_READERS: v = n->readers.n; break;
-	case K_BLOCKED_WRITERS: v = n->space.n; break;
+	case K_BLOCKED_WRITERS: v = n->space.n + n->openers.n; break;
 	case K_SIZE: v = n->rg ? n->rg->size : 0; break;
 	case K_UNDO: v = n->set.undo; break;
 	case K_LATCHED: v = n->set.latched; break;

@@ -206,7 +206,7 @@ static void fifo_unread(struct ipc_handle *h, struct ipc_rdres *rd)
 		if (m->queued && msgq_head(&n->q) == m && m->head == s->off + s->len) {
 			m->head = s->off;
 			n->q.bytes += s->len;
-			n->q.head_dirty = n->q.track;
+			msgq_skip_changed(&n->q, m);
 		} else if (!m->queued && m->done && m->head == s->off + s->len) {
 			m->head = s->off;
 			obj_force_charge(st, ipc_msg_charge(m));

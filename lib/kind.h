@@ -39,6 +39,7 @@ extern const struct ipc_kind_ops shm_ops;
 extern const struct ipc_kind_ops sem_ops;
 extern const struct ipc_kind_ops event_ops;
 extern const struct ipc_kind_ops topic_ops;
+extern const struct ipc_kind_ops status_ops;
 
 /* mailbox.c's writer side, shared by topics (publishing with framings). */
 int mbox_write(struct ipc_handle *h, const void *buf, size_t len, uint64_t off, int oflags,

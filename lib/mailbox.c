@@ -161,6 +161,40 @@ static void take_head(struct ipc_node *n, struct ipc_handle *h)
 	h->got_msg = true;
 }
 
+/* Serves parked reads, in order, that can be served: from the reader's
+ * partly read message, EOF for an open-framing reader that had its message,
+ * else the queue's head. (Two threads may read one open file at once.) */
+static bool feed_readers(struct ipc_store *st, struct ipc_node *n)
+{
+	struct ipc_list *pos, *tmp;
+	bool any = false;
+
+	ipc_list_for_each_safe(pos, tmp, &n->readers.waiters) {
+		struct ipc_waiter *w = ipc_container_of(pos, struct ipc_waiter, link);
+		struct ipc_handle *h = w->h;
+		if (n->set.framing == IPC_FRAMING_RECORD && !h->cur) {
+			int r;
+			if (!msgq_head(&n->q))
+				break;
+			r = serve_records(st, n, w->size, &w->rd);
+			store_complete(st, w, r < 0 ? r : (int)w->rd.total);
+		} else if (h->cur) {
+			serve(st, n, h, w->size, &w->rd);
+			store_complete(st, w, (int)w->rd.total);
+		} else if (n->set.framing == IPC_FRAMING_OPEN && h->got_msg) {
+			store_complete(st, w, 0);
+		} else if (msgq_head(&n->q)) {
+			take_head(n, h);
+			serve(st, n, h, w->size, &w->rd);
+			store_complete(st, w, (int)w->rd.total);
+		} else {
+			continue;
+		}
+		any = true;
+	}
+	return any;
+}
+
 static int place(struct ipc_store *st, struct ipc_handle *h, const char *buf, size_t len,
 		 uint64_t off, bool partial_ok, size_t *placed);
 
@@ -175,42 +209,30 @@ bool mbox_pump(struct ipc_store *st, struct ipc_node *n)
 		progress = false;
 		if (is_topic(n))
 			progress |= topic_feed(st, n);
-		while (!is_topic(n) && (w = waitq_first(&n->readers)) && msgq_head(&n->q)) {
-			if (n->set.framing == IPC_FRAMING_RECORD) {
-				int r = serve_records(st, n, w->size, &w->rd);
-				store_complete(st, w, r < 0 ? r : (int)w->rd.total);
-				progress = true;
-				continue;
-			}
-			take_head(n, w->h);
-			serve(st, n, w->h, w->size, &w->rd);
-			store_complete(st, w, (int)w->rd.total);
+		else
+			progress |= feed_readers(st, n);
+		/* Opens waiting for a slot and writes waiting for room queue
+		 * apart: a slot holder's write never waits behind an open. */
+		while ((w = waitq_first(&n->openers)) && slot_free(n)) {
+			n->reserved++;
+			w->h->slot = true;
+			store_complete(st, w, 0);
 			progress = true;
 		}
 		while ((w = waitq_first(&n->space))) {
-			if (w->op == IPC_OP_OPEN) {
-				if (!slot_free(n))
-					break;
-				n->reserved++;
-				w->h->slot = true;
-				store_complete(st, w, 0);
-			} else {
-				struct ipc_msg *m = w->wmsg;
-				size_t k = 0;
-				int r = place(st, w->h, m->data + m->head, m->len - m->head, 0, true,
-					      &k);
-				m->head += (uint32_t)k;
-				w->wdone += k;
-				if (r == OBJ_WAIT) {
-					if (k)
-						progress = true;
-					break;
-				}
-				if (r < 0)
-					obj_write_done(st, w, w->wdone ? (int)w->wdone : r);
-				else
-					obj_write_done(st, w, (int)w->wlen);
+			struct ipc_msg *m = w->wmsg;
+			size_t k = 0;
+			int r = place(st, w->h, m->data + m->head, m->len - m->head, 0, true, &k);
+			m->head += (uint32_t)k;
+			w->wdone += k;
+			if (r == OBJ_WAIT) {
+				progress |= k != 0;
+				break;
 			}
+			if (r < 0)
+				obj_write_done(st, w, w->wdone ? (int)w->wdone : r);
+			else
+				obj_write_done(st, w, (int)w->wlen);
 			progress = true;
 		}
 		any |= progress;
@@ -590,7 +612,7 @@ static int mbox_open(struct ipc_handle *h, int oflags, struct ipc_waiter *w)
 	/* An open-framing writer holds a message slot from its open on. */
 	if (h->acc != IPC_ACC_WRITE || n->set.framing != IPC_FRAMING_OPEN || is_topic(n))
 		return 0;
-	if (slot_free(n) && ipc_list_empty(&n->space.waiters)) {
+	if (slot_free(n) && ipc_list_empty(&n->openers.waiters)) {
 		n->reserved++;
 		h->slot = true;
 		return 0;
@@ -600,7 +622,7 @@ static int mbox_open(struct ipc_handle *h, int oflags, struct ipc_waiter *w)
 		return r;
 	w->op = IPC_OP_OPEN;
 	w->h = h;
-	r = waitq_park(&n->space, w);
+	r = waitq_park(&n->openers, w);
 	if (r == IPC_E_PARKED) {
 		h->refs++;
 		w->href = true;

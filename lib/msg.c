@@ -24,6 +24,7 @@ struct ipc_msg *ipc_msg_new(const void *data, size_t len, size_t cap)
 	m->in_db = false;
 	m->sealed = false;
 	m->pending = false;
+	m->skip_pending = false;
 	m->done = false;
 	m->seq = 0;
 	if (len)

@@ -29,6 +29,7 @@ struct ipc_msg {
 	bool in_db;           /* store lock: a row exists or is being written */
 	bool sealed;          /* store lock: no more appends (FIFO) */
 	bool pending;         /* store lock: listed in its queue's unsaved set */
+	bool skip_pending;    /* store lock: listed in its queue's skip set */
 	bool done;            /* store lock: delivered; never to be saved */
 	int64_t seq;          /* store lock: order key, unique per object */
 	char data[];

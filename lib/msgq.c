@@ -12,8 +12,9 @@ void msgq_init(struct ipc_msgq *q, bool track)
 	q->bytes = 0;
 	q->next_seq = 1;
 	q->low_seq = 1;
-	q->head_dirty = false;
 	q->unsaved = NULL;
+	q->skips = NULL;
+	q->nskips = q->capskips = 0;
 	q->nunsaved = q->capunsaved = 0;
 	q->deleted = NULL;
 	q->ndeleted = q->capdeleted = 0;
@@ -24,8 +25,11 @@ void msgq_destroy(struct ipc_msgq *q)
 	msgq_clear(q);
 	for (size_t i = 0; i < q->nunsaved; i++)
 		ipc_msg_unref(q->unsaved[i]);
+	for (size_t i = 0; i < q->nskips; i++)
+		ipc_msg_unref(q->skips[i]);
 	free(q->unsaved);
 	free(q->deleted);
+	free(q->skips);
 	msgq_init(q, q->track);
 }
 
@@ -35,13 +39,19 @@ void msgq_untrack(struct ipc_msgq *q)
 		q->unsaved[i]->pending = false;
 		ipc_msg_unref(q->unsaved[i]);
 	}
+	for (size_t i = 0; i < q->nskips; i++) {
+		q->skips[i]->skip_pending = false;
+		ipc_msg_unref(q->skips[i]);
+	}
 	free(q->unsaved);
 	free(q->deleted);
+	free(q->skips);
 	q->unsaved = NULL;
 	q->nunsaved = q->capunsaved = 0;
 	q->deleted = NULL;
 	q->ndeleted = q->capdeleted = 0;
-	q->head_dirty = false;
+	q->skips = NULL;
+	q->nskips = q->capskips = 0;
 	q->track = false;
 }
 
@@ -118,6 +128,18 @@ int msgq_delivered(struct ipc_msgq *q, struct ipc_msg *m)
 	int r = 0;
 
 	m->done = true;
+	if (m->pending && !m->in_db) {
+		/* Never saved: forget it now (consumed messages come from the
+		 * head, which is the oldest end of the unsaved list). */
+		for (size_t i = 0; i < q->nunsaved; i++) {
+			if (q->unsaved[i] == m) {
+				q->unsaved[i] = q->unsaved[--q->nunsaved];
+				m->pending = false;
+				ipc_msg_unref(m);
+				break;
+			}
+		}
+	}
 	if (m->in_db && q->track) {
 		r = grow((void **)&q->deleted, &q->capdeleted, q->ndeleted, sizeof(*q->deleted));
 		if (!r)
@@ -169,8 +191,8 @@ int msgq_requeue(struct ipc_msgq *q, struct ipc_msg *m)
 	int r = msgq_undeliver(q, m);
 
 	insert_sorted(q, m);
-	if (msgq_head(q) == m && m->head)
-		q->head_dirty = q->track;
+	if (m->head && !r)
+		r = msgq_skip_changed(q, m);
 	return r;
 }
 
@@ -178,7 +200,18 @@ void msgq_consumed_head(struct ipc_msgq *q, struct ipc_msg *m, size_t n)
 {
 	m->head += (uint32_t)n;
 	q->bytes -= n;
-	q->head_dirty = q->track;
+	msgq_skip_changed(q, m); /* without memory the old skip stays: a redelivery */
+}
+
+int msgq_skip_changed(struct ipc_msgq *q, struct ipc_msg *m)
+{
+	if (!q->track || !m->in_db || m->skip_pending)
+		return 0;
+	if (grow((void **)&q->skips, &q->capskips, q->nskips, sizeof(*q->skips)))
+		return -ENOMEM;
+	q->skips[q->nskips++] = ipc_msg_ref(m);
+	m->skip_pending = true;
+	return 0;
 }
 
 int msgq_push_head_copy(struct ipc_msgq *q, struct ipc_msg *m)
@@ -202,5 +235,4 @@ void msgq_clear(struct ipc_msgq *q)
 		ipc_msg_unref(m);
 	}
 	q->ndeleted = 0;
-	q->head_dirty = false;
 }

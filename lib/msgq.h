@@ -32,13 +32,14 @@ struct ipc_msgq {
 	uint64_t bytes;       /* unconsumed payload bytes on the queue */
 	int64_t next_seq;     /* for the next tail message */
 	int64_t low_seq;      /* lowest sequence number ever handed out */
-	bool head_dirty;      /* the head message's consumed prefix changed */
 	bool track;           /* keep write-behind bookkeeping (a database exists) */
 
 	struct ipc_msg **unsaved; /* references: messages to insert */
 	size_t nunsaved, capunsaved;
 	int64_t *deleted; /* rows to delete */
 	size_t ndeleted, capdeleted;
+	struct ipc_msg **skips; /* references: saved messages whose head moved */
+	size_t nskips, capskips;
 };
 
 /* track: whether to record unsaved/deleted for a database. */
@@ -89,6 +90,10 @@ int msgq_undeliver(struct ipc_msgq *q, struct ipc_msg *m);
 /* Marks that bytes were consumed from the head message (FIFO). */
 void msgq_consumed_head(struct ipc_msgq *q, struct ipc_msg *m, size_t n);
 
+/* Records that a saved message's consumed prefix (m->head) changed, so its
+ * row's skip is rewritten. Returns 0 or -ENOMEM. */
+int msgq_skip_changed(struct ipc_msgq *q, struct ipc_msg *m);
+
 /* Inserts m at the head with a sequence number below all others (a FIFO
  * giving back bytes it could not deliver). Takes over the reference. */
 int msgq_push_head_copy(struct ipc_msgq *q, struct ipc_msg *m);
@@ -100,7 +105,7 @@ void msgq_clear(struct ipc_msgq *q);
 /* True when the persistence module has something to write for q. */
 static inline bool msgq_dirty(const struct ipc_msgq *q)
 {
-	return q->nunsaved || q->ndeleted || q->head_dirty;
+	return q->nunsaved || q->ndeleted || q->nskips;
 }
 
 #endif

@@ -26,6 +26,8 @@ static const struct ipc_kind_ops *ops_of(const struct ipc_node *n)
 		return &event_ops;
 	case IPC_KIND_TOPIC:
 		return &topic_ops;
+	case IPC_KIND_STATUS:
+		return &status_ops;
 	default:
 		return NULL;
 	}

@@ -2,6 +2,7 @@
 #include "lib/persist.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -70,6 +71,8 @@ struct ipc_persist {
 	sqlite3_stmt *s_page, *s_page_del, *s_trunc, *s_tomb_pages;
 };
 
+static void errf(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 static void errf(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
@@ -732,14 +735,16 @@ static void snapshot(struct ipc_store *st, struct batch *b)
 			}
 			rg->ndirty = 0;
 		}
-		if (q->head_dirty) {
-			struct ipc_msg *h = msgq_head(q);
-			if (h && h->in_db) {
-				struct del d = { n->id, h->seq, h->head };
+		for (size_t i = 0; i < q->nskips; i++) {
+			struct ipc_msg *m = q->skips[i];
+			m->skip_pending = false;
+			if (!m->done && m->in_db) {
+				struct del d = { n->id, m->seq, m->head };
 				VEC_PUSH(b, b->skips, d);
 			}
-			q->head_dirty = false;
+			ipc_msg_unref(m);
 		}
+		q->nskips = 0;
 	}
 	ipc_list_for_each_safe(pos, tmp, &st->deleted) {
 		struct ipc_tomb *t = ipc_container_of(pos, struct ipc_tomb, link);
@@ -868,6 +873,15 @@ static void finish(struct ipc_store *st, uint64_t gen, bool ok)
 		store_complete(st, w, ok ? w->commit_result : -EIO);
 }
 
+/* Completes every commit waiter with -EIO (st->lock held). */
+static void fail_waiters(struct ipc_store *st)
+{
+	struct ipc_waiter *w;
+
+	while ((w = waitq_first(&st->commits)))
+		store_complete(st, w, -EIO);
+}
+
 static void timed_wait(struct ipc_store *st, long ms)
 {
 	struct timespec ts;
@@ -891,6 +905,7 @@ static void *writer(void *arg)
 	struct ipc_store *st = p->st;
 	struct batch b = { 0 };
 	long backoff = 50;
+	uint64_t db_size;
 
 	store_lock(st);
 	for (;;) {
@@ -901,6 +916,11 @@ static void *writer(void *arg)
 			rc = write_batch(p, &p->retry);
 			store_lock(st);
 			if (rc) {
+				/* Nothing can be made durable meanwhile: everyone waiting
+				 * for a commit learns it now rather than hanging. */
+				fail_waiters(st);
+				store_unlock(st);
+				store_lock(st);
 				if (st->stopping)
 					break;
 				timed_wait(st, backoff);
@@ -947,8 +967,18 @@ static void *writer(void *arg)
 		}
 		store_unlock(st);
 		{
-			int rc = write_batch(p, &b);
+			struct timespec t0, t1;
+			int rc;
+			clock_gettime(CLOCK_MONOTONIC, &t0);
+			rc = write_batch(p, &b);
+			clock_gettime(CLOCK_MONOTONIC, &t1);
+			db_size = persist_db_size(p);
 			store_lock(st);
+			st->db_bytes = db_size;
+			st->commit_ns_last = (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000LL +
+							(t1.tv_nsec - t0.tv_nsec));
+			if (!rc)
+				st->commit_ns_sum += st->commit_ns_last;
 			if (rc) {
 				/* Keep it and retry; meanwhile waiters learn of the failure. */
 				finish(st, b.gen, false);
@@ -1012,9 +1042,15 @@ int persist_close(struct ipc_persist *p)
 
 unsigned long long persist_db_size(struct ipc_persist *p)
 {
+	char wal[PATH_MAX];
 	struct stat sb;
+	unsigned long long size = 0;
 
 	if (!p || stat(p->path, &sb) < 0)
 		return 0;
-	return (unsigned long long)sb.st_size;
+	size = (unsigned long long)sb.st_size;
+	snprintf(wal, sizeof(wal), "%s-wal", p->path);
+	if (stat(wal, &sb) == 0)
+		size += (unsigned long long)sb.st_size;
+	return size;
 }

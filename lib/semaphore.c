@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <string.h>
 
 #include "lib/attrs.h"
@@ -19,15 +20,19 @@
 
 #define SEM_MAX 2147483647ULL /* SEM_VALUE_MAX */
 
-/* The reply "1\n": one shared buffer whose reference never drops to 0. */
-static struct {
-	struct ipc_msg m;
-	char data[2];
-} unit_buf = { .m = { .ref = 1, .len = 2, .cap = 2 }, .data = { '1', '\n' } };
+/* The reply "1\n": one shared buffer, made once, never freed. */
+static struct ipc_msg *unit_msg;
+static pthread_once_t unit_once = PTHREAD_ONCE_INIT;
+
+static void make_unit(void)
+{
+	unit_msg = ipc_msg_new("1\n", 2, 2);
+}
 
 static struct ipc_msg *the_unit(void)
 {
-	return &unit_buf.m;
+	pthread_once(&unit_once, make_unit);
+	return unit_msg;
 }
 
 static void sem_init(struct ipc_store *st, struct ipc_node *n)
@@ -72,7 +77,7 @@ static int sem_read(struct ipc_handle *h, size_t size, int oflags, struct ipc_wa
 		size_t k = 2 - h->cur_off;
 		if (k > size)
 			k = size;
-		if (k) {
+		if (k && the_unit()) {
 			rdres_add(rd, the_unit(), h->cur_off, k);
 			h->cur_off += (uint32_t)k;
 		}
@@ -130,7 +135,7 @@ static int sem_write(struct ipc_handle *h, const void *buf, size_t len, uint64_t
 	(void)off;
 	(void)oflags;
 	(void)w;
-	if (attr_parse_u64(buf, len, 0, SEM_MAX, &v))
+	if (attr_parse_u64(buf, len, 0, UINT64_MAX, &v))
 		return -EINVAL;
 	if (v > SEM_MAX - n->value - n->held_undo)
 		return -EOVERFLOW;

@@ -31,6 +31,7 @@ static const struct {
 	[IPC_KIND_SEM] = { "sem", true, true },
 	[IPC_KIND_EVENT] = { "event", true, true },
 	[IPC_KIND_TOPIC] = { "topic", true, true },
+	[IPC_KIND_STATUS] = { ".ipcfs", true, false },
 };
 
 bool store_kind_enabled(enum ipc_kind k)
@@ -54,6 +55,11 @@ int store_kind_by_name(const char *name)
 bool store_kind_is_stream(enum ipc_kind k)
 {
 	return k < IPC_KIND_COUNT && kinds[k].stream;
+}
+
+bool store_kind_is_cached(enum ipc_kind k)
+{
+	return k == IPC_KIND_SHM;
 }
 
 /* Kind directory ids follow the root: mbox is 2, fifo 3, ... */
@@ -233,6 +239,7 @@ static struct ipc_node *node_alloc(struct ipc_store *st, uint64_t id, const char
 	msgq_init(&n->q, st->sync != IPC_SYNC_MEMORY);
 	waitq_init(&n->readers);
 	waitq_init(&n->space);
+	waitq_init(&n->openers);
 	return n;
 }
 
@@ -279,6 +286,10 @@ void store_maybe_free(struct ipc_store *st, struct ipc_node *n)
  * kernel or an open file still refers to it. */
 static void remove_node(struct ipc_store *st, struct ipc_node *n)
 {
+	st->retired.in_msgs += n->stats.in_msgs;
+	st->retired.out_msgs += n->stats.out_msgs;
+	st->retired.in_bytes += n->stats.in_bytes;
+	st->retired.out_bytes += n->stats.out_bytes;
 	detach(st, n);
 	n->unlinked = true;
 	st->nnodes--;
@@ -313,15 +324,17 @@ static void free_all_nodes(struct ipc_store *st)
 	}
 }
 
+/* A fixed node: a directory, or (mode 0444) a status file. */
 static struct ipc_node *fixed_node(struct ipc_store *st, uint64_t id, const char *name,
 				   uint8_t kind, uint32_t mode, const struct timespec *now)
 {
-	struct ipc_node *n = node_alloc(st, id, name, true, kind);
+	bool dir = mode != 0444;
+	struct ipc_node *n = node_alloc(st, id, name, dir, kind);
 
 	if (!n)
 		return NULL;
 	n->fixed = true;
-	n->mode = S_IFDIR | mode;
+	n->mode = (dir ? S_IFDIR : S_IFREG) | mode;
 	n->uid = (uint32_t)geteuid();
 	n->gid = (uint32_t)getegid();
 	n->atime = n->mtime = n->ctime = *now;
@@ -362,11 +375,27 @@ int store_new(const struct ipc_limits *lim, enum ipc_sync sync,
 		goto fail_locks;
 	for (int k = IPC_KIND_DIR + 1; k < IPC_KIND_COUNT; k++) {
 		struct ipc_node *d = fixed_node(st, kind_dir_id(k), kinds[k].name, (uint8_t)k,
-						01777, &now);
+						k == IPC_KIND_STATUS ? 0555 : 01777, &now);
 		if (!d)
 			goto fail_locks;
 		attach(st, root, d);
+		if (k == IPC_KIND_STATUS) {
+			struct ipc_node *f1 = fixed_node(st, IPC_STATUS_STATS_ID, "stats",
+							 IPC_KIND_STATUS, 0444, &now);
+			struct ipc_node *f2 = fixed_node(st, IPC_STATUS_METRICS_ID, "metrics",
+							 IPC_KIND_STATUS, 0444, &now);
+			if (!f1 || !f2) {
+				if (f1)
+					node_free(st, f1);
+				if (f2)
+					node_free(st, f2);
+				goto fail_locks;
+			}
+			attach(st, d, f1);
+			attach(st, d, f2);
+		}
 	}
+	st->started = now;
 	*out = st;
 	return 0;
 
@@ -394,6 +423,8 @@ void store_free(struct ipc_store *st)
 			while ((w = waitq_first(&n->readers)))
 				store_complete(st, w, -ENOTCONN);
 			while ((w = waitq_first(&n->space)))
+				store_complete(st, w, -ENOTCONN);
+			while ((w = waitq_first(&n->openers)))
 				store_complete(st, w, -ENOTCONN);
 		}
 	}
@@ -616,10 +647,12 @@ void store_stat(struct ipc_store *st, const struct ipc_node *n, struct stat *out
 	out->st_ctim = n->ctime;
 }
 
+/* The directory `id`; *err is 0, or -ENOENT/-ENOTDIR with NULL returned. */
 static struct ipc_node *dir_node(struct ipc_store *st, uint64_t id, int *err)
 {
 	struct ipc_node *d = store_node(st, id);
 
+	*err = 0;
 	if (!d || d->unlinked || hidden(d)) {
 		*err = -ENOENT;
 		return NULL;
@@ -762,7 +795,7 @@ static int prepare_new(struct ipc_store *st, uint64_t parent, const char *name,
 	d = dir_node(st, parent, &r);
 	if (!d)
 		return r;
-	if (d->id == IPC_ROOT_ID)
+	if (d->id == IPC_ROOT_ID || d->kind == IPC_KIND_STATUS)
 		return child(st, d, name) ? -EEXIST : -EPERM;
 	if (!store_kind_enabled(d->kind))
 		return -ENOENT;
@@ -1055,7 +1088,7 @@ int store_load_node(struct ipc_store *st, const struct ipc_node_row *row)
 	int r;
 
 	if (row->id < IPC_FIRST_USER_ID || row->kind == IPC_KIND_DIR ||
-	    row->kind >= IPC_KIND_COUNT || store_node(st, row->id))
+	    row->kind >= IPC_KIND_STATUS || store_node(st, row->id))
 		return -EINVAL;
 	if ((r = check_name(row->name)))
 		return -EINVAL;

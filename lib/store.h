@@ -44,6 +44,7 @@ enum ipc_kind {
 	IPC_KIND_SEM,
 	IPC_KIND_EVENT,
 	IPC_KIND_TOPIC,
+	IPC_KIND_STATUS, /* /.ipcfs/: mount-wide status files (fixed, read-only) */
 	IPC_KIND_COUNT,
 };
 
@@ -61,6 +62,9 @@ enum ipc_sync {
 };
 
 #define IPC_ROOT_ID 1
+#define IPC_STATUS_DIR_ID (IPC_ROOT_ID + IPC_KIND_STATUS) /* /.ipcfs */
+#define IPC_STATUS_STATS_ID (IPC_STATUS_DIR_ID + 1)       /* /.ipcfs/stats */
+#define IPC_STATUS_METRICS_ID (IPC_STATUS_DIR_ID + 2)     /* /.ipcfs/metrics */
 #define IPC_FIRST_USER_ID 1024
 #define IPC_NAME_MAX 255
 
@@ -141,7 +145,8 @@ struct ipc_node {
 	struct ipc_list pollers;     /* handles armed for a poll wake-up */
 	struct ipc_msgq q;           /* messages or FIFO segments */
 	struct ipc_waitq readers;    /* parked reads */
-	struct ipc_waitq space;      /* parked writes and opens waiting for room */
+	struct ipc_waitq space;      /* parked writes waiting for room */
+	struct ipc_waitq openers;    /* mbox: parked opens waiting for a message slot */
 	uint32_t nreaders, nwriters; /* handles open for reading / writing */
 	uint64_t reserved;           /* mbox: slots held by open-framing writers */
 	uint64_t pending_bytes;      /* bytes of messages being written (not queued) */
@@ -203,7 +208,14 @@ struct ipc_store {
 	struct ipc_waitq commits;    /* COMMIT waiters, ascending gen */
 	int db_error;                /* last commit failure (-errno) or 0 */
 	uint64_t commits_ok, commits_failed;
+	uint64_t commit_ns_sum, commit_ns_last; /* time spent writing batches */
+	uint64_t db_bytes;           /* database + WAL size after the last commit */
 	bool stopping;
+
+	/* Statistics. */
+	struct ipc_stats retired;    /* counters of removed objects */
+	struct timespec started;
+	const char *db_path;         /* NULL: --memory (set by the caller) */
 };
 
 /* A deleted node whose rows must go from the database. */
@@ -263,6 +275,9 @@ const char *store_kind_name(enum ipc_kind k);
 int store_kind_by_name(const char *name);
 /* True for kinds whose open files are streams (direct_io, nonseekable). */
 bool store_kind_is_stream(enum ipc_kind k);
+/* True for kinds served through the page cache (regions: mmap). Files of
+ * other kinds that are not streams are direct_io but seekable (status). */
+bool store_kind_is_cached(enum ipc_kind k);
 
 /* --- Namespace operations. All lock. Attributes are returned in *st_out. --- */
 
