@@ -155,7 +155,9 @@ static int parse_args(int argc, char **argv, struct options *o)
 			o->lim.max_memory = (uint64_t)pages * (uint64_t)psize / 4;
 	}
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+fdo:hV", longopts, NULL)) != -1) {
+	/* Options may follow the operands: mount.fuse3 runs
+	 * `ipcfs ipcfs MOUNTPOINT -o OPTS` for `mount -t fuse.ipcfs`. */
+	while ((c = getopt_long(argc, argv, ":fdo:hV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'D': o->db = optarg; break;
 		case 'M': o->memory = true; break;
@@ -194,11 +196,17 @@ static int parse_args(int argc, char **argv, struct options *o)
 			break;
 		case 'h': usage(stdout); return 1;
 		case 'V': printf("ipcfs %s\n", IPCFS_VERSION); return 1;
+		case ':':
+			fprintf(stderr, "ipcfs: option '%s' needs an argument\n", argv[optind - 1]);
+			return 2;
 		default:
 			fprintf(stderr, "ipcfs: unknown option '%s'\n", argv[optind - 1]);
 			return 2;
 		}
 	}
+	/* A source operand (fstab's first field) may come first: "ipcfs". */
+	if (argc - optind == 2 && (!strcmp(argv[optind], "ipcfs") || !strcmp(argv[optind], "none")))
+		optind++;
 	if (optind != argc - 1) {
 		fprintf(stderr, optind >= argc ? "ipcfs: no mount point given\n"
 					      : "ipcfs: too many arguments\n");
@@ -528,6 +536,7 @@ int main(int argc, char **argv)
 			goto out;
 		}
 		fs_log(&fs, "database %s (sync %s)", path, o.sync == IPC_SYNC_FULL ? "full" : "normal");
+		fs.st->db_path = path;
 	}
 
 	if (fuse_opt_add_arg(&args, argv[0]) ||

@@ -16,7 +16,7 @@ import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-BIN = os.environ.get("IPCFS_BIN") or os.path.join(ROOT, "build", "ipcfs")
+BIN = os.path.abspath(os.environ.get("IPCFS_BIN") or os.path.join(ROOT, "build", "gcc", "ipcfs"))
 BAD_STDERR = ("AddressSanitizer", "UndefinedBehaviorSanitizer", "runtime error:",
               "LeakSanitizer", "ThreadSanitizer", "Segmentation fault", "double free",
               "fuse: writing device")
