@@ -25,6 +25,7 @@ struct ipc_msg {
 	uint32_t len;         /* store lock (FIFO tail grows) */
 	uint32_t cap;         /* immutable */
 	uint32_t head;        /* store lock: FIFO bytes already consumed */
+	uint32_t uidx;        /* store lock: index in its queue's unsaved set */
 	bool queued;          /* store lock: on a queue (not taken by a reader) */
 	bool in_db;           /* store lock: a row exists or is being written */
 	bool sealed;          /* store lock: no more appends (FIFO) */

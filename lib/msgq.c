@@ -78,6 +78,7 @@ static int note_unsaved(struct ipc_msgq *q, struct ipc_msg *m)
 		return 0;
 	if (grow((void **)&q->unsaved, &q->capunsaved, q->nunsaved, sizeof(*q->unsaved)))
 		return -ENOMEM;
+	m->uidx = (uint32_t)q->nunsaved;
 	q->unsaved[q->nunsaved++] = ipc_msg_ref(m);
 	m->pending = true;
 	return 0;
@@ -128,17 +129,13 @@ int msgq_delivered(struct ipc_msgq *q, struct ipc_msg *m)
 	int r = 0;
 
 	m->done = true;
-	if (m->pending && !m->in_db) {
-		/* Never saved: forget it now (consumed messages come from the
-		 * head, which is the oldest end of the unsaved list). */
-		for (size_t i = 0; i < q->nunsaved; i++) {
-			if (q->unsaved[i] == m) {
-				q->unsaved[i] = q->unsaved[--q->nunsaved];
-				m->pending = false;
-				ipc_msg_unref(m);
-				break;
-			}
-		}
+	if (m->pending && !m->in_db && m->uidx < q->nunsaved && q->unsaved[m->uidx] == m) {
+		/* Never saved: forget it now, in O(1). */
+		struct ipc_msg *last = q->unsaved[--q->nunsaved];
+		q->unsaved[m->uidx] = last;
+		last->uidx = m->uidx;
+		m->pending = false;
+		ipc_msg_unref(m);
 	}
 	if (m->in_db && q->track) {
 		r = grow((void **)&q->deleted, &q->capdeleted, q->ndeleted, sizeof(*q->deleted));
