@@ -1,8 +1,6 @@
 """test_daemon.py - the ipcfs daemon: options, background start, ending it, the
 database lock and the database path."""
-import errno
 import os
-import re
 import shutil
 import signal
 import stat
@@ -40,8 +38,9 @@ def receive_all(test, m, name, msgs):
     test.assertEqual(os.getxattr(m.path("mbox", name), "user.ipcfs.messages").decode(), "0")
 
 
-def daemon_pids(mnt):
-    """Pids of ipcfs processes whose command line names the mount point."""
+def daemon_pids(token):
+    """Pids of live ipcfs processes with an argument that contains token (a
+    unique path: the mount point, or the database)."""
     pids = []
     for d in os.listdir("/proc"):
         if not d.isdigit():
@@ -55,7 +54,8 @@ def daemon_pids(mnt):
             continue
         if state == "Z":
             continue
-        if argv and os.path.basename(argv[0]) == b"ipcfs" and os.fsencode(mnt) in argv:
+        if argv and os.path.basename(argv[0]) == b"ipcfs" and \
+                any(os.fsencode(token) in a for a in argv[1:]):
             pids.append(int(d))
     return pids
 
@@ -164,7 +164,7 @@ class TestBackground(unittest.TestCase):
         self.addCleanup(self.cleanup)
 
     def cleanup(self):
-        pids = daemon_pids(self.mnt)
+        pids = daemon_pids(os.path.basename(self.wd))
         if os.path.ismount(self.mnt):
             subprocess.run(["fusermount3", "-uz", self.mnt], capture_output=True)
         for pid in pids:
@@ -174,8 +174,8 @@ class TestBackground(unittest.TestCase):
                 os.kill(pid, signal.SIGKILL)
         shutil.rmtree(self.wd, ignore_errors=True)
 
-    def unmount_and_wait(self):
-        pids = daemon_pids(self.mnt)
+    def unmount_and_wait(self, token=None):
+        pids = daemon_pids(token or self.mnt)
         self.assertEqual(len(pids), 1, "one daemon process serves the mount: %s" % pids)
         r = subprocess.run(["fusermount3", "-u", self.mnt], capture_output=True, text=True)
         self.assertEqual(r.returncode, 0, r.stderr)
@@ -202,14 +202,15 @@ class TestBackground(unittest.TestCase):
     def test_relative_paths(self):
         # The database and mount point are taken relative to the cwd of the
         # command, even though the daemon changes directory.
-        r = subprocess.run(["bash", "-c", '"$0" --db rel.db mnt && echo rel > mnt/mbox/q', BIN],
+        rel = os.path.basename(self.wd) + ".db"  # unique: finds the daemon
+        r = subprocess.run(["bash", "-c", '"$0" --db "$1" mnt && echo rel > mnt/mbox/q', BIN, rel],
                            cwd=self.wd, capture_output=True, text=True, timeout=30 * SLOW)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertTrue(os.path.ismount(self.mnt))
-        self.assertTrue(os.path.isfile(os.path.join(self.wd, "rel.db")))
-        self.assertFalse(os.path.exists("/rel.db"))
-        self.unmount_and_wait()
-        m = Mount(db=os.path.join(self.wd, "rel.db"), workdir=self.wd)
+        self.assertTrue(os.path.isfile(os.path.join(self.wd, rel)))
+        self.assertFalse(os.path.exists("/" + rel))
+        self.unmount_and_wait(rel)
+        m = Mount(db=os.path.join(self.wd, rel), workdir=self.wd)
         m.start()
         receive_all(self, m, "q", ["rel\n"])
         m.stop()
@@ -279,6 +280,61 @@ class TestEnding(unittest.TestCase):
 
     def test_sigint_sync_full(self):
         self.end(signal.SIGINT, args=("--sync", "full"))
+
+    def test_sigterm_with_blocked_reader(self):
+        # A reader parked on an empty mailbox does not keep the daemon from
+        # ending; it gets an error, and what was queued elsewhere is kept.
+        m = Mount()
+        self.addCleanup(m.cleanup)
+        m.start()
+        send_messages(m, "q", ["kept\n"])
+        open(m.path("mbox", "empty"), "w").close()
+        reader = subprocess.Popen(["cat", m.path("mbox", "empty")], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, start_new_session=True)
+
+        def stop_reader():
+            if reader.poll() is None:
+                reader.kill()
+                reader.communicate(timeout=10 * SLOW)
+        self.addCleanup(stop_reader)
+        wait_until(lambda: os.getxattr(m.path("mbox", "empty"),
+                                       "user.ipcfs.blocked_readers") == b"1",
+                   what="the reader to block")
+        proc = m.proc
+        proc.send_signal(signal.SIGTERM)
+        try:
+            rc = proc.wait(timeout=20 * SLOW)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            m.log.close()
+            m.proc = None
+        m.check_stderr()
+        self.assertEqual(rc, 0, m.stderr())
+        out, err = reader.communicate(timeout=20 * SLOW)
+        self.assertNotEqual(reader.returncode, 0)
+        self.assertEqual(out, b"")
+        if os.path.ismount(m.mnt):
+            subprocess.run(["fusermount3", "-uz", m.mnt], capture_output=True)
+        m.start()
+        receive_all(self, m, "q", ["kept\n"])
+        self.assertEqual(os.getxattr(m.path("mbox", "empty"), "user.ipcfs.messages"), b"0")
+        m.stop()
+
+
+class TestThreads(unittest.TestCase):
+    def test_many_short_reads_multithreaded(self):
+        # Open, read one message, close, many times, with several workers:
+        # each RELEASE may run while the READ's handler is still finishing.
+        m = Mount(args=("--threads", "4"))
+        self.addCleanup(m.cleanup)
+        m.start()
+        msgs = ["r%d\n" % i for i in range(800)]
+        send_messages(m, "q", msgs)
+        receive_all(self, m, "q", msgs)
+        self.assertIsNone(m.proc.poll(), "the daemon died")
+        m.stop()
 
 
 class TestDatabase(unittest.TestCase):
