@@ -24,7 +24,8 @@
 struct fs_open {
 	struct ipc_handle *h;
 	struct fuse_pollhandle *ph; /* fs->notify_lock */
-	bool stream;
+	bool stream;                /* direct_io, nonseekable, FOPEN_STREAM */
+	bool cached;                /* page cache (regions), else direct_io */
 };
 
 struct fs_notify_item {

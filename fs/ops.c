@@ -430,6 +430,7 @@ static void do_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 			r = ipc_open(fs->st, ino, fi->flags, &cred, fo, &fw->w, &fo->h);
 			if (r == IPC_E_PARKED) {
 				fo->stream = store_kind_is_stream(fo->h->node->kind);
+				fo->cached = store_kind_is_cached(fo->h->node->kind);
 				return;
 			}
 			wait_drop(fw);
@@ -443,6 +444,7 @@ static void do_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 		return;
 	}
 	fo->stream = store_kind_is_stream(fo->h->node->kind);
+	fo->cached = store_kind_is_cached(fo->h->node->kind);
 	rc = created ? fs_reply_create(req, created, 0.0, ENTRY_TIMEOUT, fo)
 		     : fs_reply_open(req, fo);
 	if (rc)

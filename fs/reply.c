@@ -38,8 +38,9 @@ int fs_reply_open(fuse_req_t req, struct fs_open *fo)
 		struct fuse_file_info fi;
 		memset(&fi, 0, sizeof(fi));
 		fi.fh = (uintptr_t)fo;
-		fi.keep_cache = 1;
-		fi.noflush = 1;
+		fi.keep_cache = fo->cached;
+		fi.noflush = fo->cached;
+		fi.direct_io = !fo->cached;
 		return fuse_reply_open(req, &fi);
 	}
 	memset(&out, 0, sizeof(out));
