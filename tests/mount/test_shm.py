@@ -416,6 +416,33 @@ class TestTruncate(ShmTest):
         self.restart()
         self.assert_region(p, b"hi\nmore\n", "after restart")
 
+    def test_o_trunc_while_another_program_writes_back_mapped_stores(self):
+        """An O_TRUNC open empties the region even while another program's
+        dirty mapped pages are being written back; a write-back of a page
+        that was cut off must not make the region grow again. (That program
+        dies of SIGBUS at its next store: its pages are past the end.)"""
+        self.need_progs()
+        p = self.p("shm", "ot")
+        size = 4 * MIB
+        for attempt in range(30):
+            with open(p, "wb") as f:
+                f.truncate(size)
+            c = self.spawn([SHMMAP, p, "storeloop", "0"])
+            fd = c.stdout.fileno()
+            ready = select.select([fd], [], [], 20 * SLOW)[0]
+            self.assertTrue(ready and os.read(fd, 64) == b"looping\n", "shmmap is not storing")
+            os.close(os.open(p, os.O_WRONLY | os.O_TRUNC))
+            try:
+                c.wait(timeout=10 * SLOW)
+            except subprocess.TimeoutExpired:
+                c.kill()  # it did not get SIGBUS: its pages came back
+                c.wait()
+            size_after = os.stat(p).st_size
+            if size_after != 0:
+                self.fail("attempt %d: %d bytes after the O_TRUNC open, want 0 "
+                          "(xattr size %s; the storing program ended with %d)"
+                          % (attempt, size_after, self.xattr(p, "size"), c.returncode))
+
     def test_read_across_the_daemons_reserved_pages_after_growing_truncate(self):
         """A run of present pages that reaches past what the daemon reserved.
 

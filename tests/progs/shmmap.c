@@ -15,6 +15,9 @@
  *   pingpong MINE THEIRS N MS
  *                            for i in 1..N (N <= 255): store i at MINE, then
  *                            wait until THEIRS holds i (a partner answers)
+ *   storeloop N              N rounds (0: until killed) of: store the round
+ *                            number in the first byte of every page, fsync;
+ *                            prints "looping" after the second round
  *   sync                     msync(MS_SYNC) of the whole mapping
  *   async                    msync(MS_ASYNC)
  *   fsync                    fsync(fd)
@@ -222,6 +225,20 @@ int main(int argc, char **argv)
 				}
 			}
 			i += 5;
+		} else if (!strcmp(c, "storeloop")) {
+			NEED(1);
+			uint64_t n = num(argv[i + 1]);
+			for (uint64_t r = 1; n == 0 || r <= n; r++) {
+				for (size_t k = 0; k < maplen; k += 4096)
+					map[k] = (unsigned char)r;
+				if (r == 2) {
+					puts("looping");
+					fflush(stdout);
+				}
+				if (fsync(fd) < 0)
+					die("fsync");
+			}
+			i += 2;
 		} else if (!strcmp(c, "sync") || !strcmp(c, "async")) {
 			if (msync((void *)map, maplen, c[0] == 's' ? MS_SYNC : MS_ASYNC) < 0)
 				die("msync");
