@@ -4,6 +4,7 @@
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -368,12 +369,31 @@ struct sigctl {
 	struct fs *fs;
 	const char *mnt;
 	pthread_t main_thread, thread;
-	volatile bool done;
+	atomic_bool done;
 };
 
 static void nop_handler(int sig)
 {
 	(void)sig;
+}
+
+/* syncfs() starts the writeback of dirty mapped pages but does not wait for
+ * FUSE's answers; invalidating a region's cached pages writes its dirty pages
+ * back synchronously (the loop still serves the WRITEs). */
+static void writeback_regions(struct fs *fs)
+{
+	size_t n = store_ids_of_kind(fs->st, IPC_KIND_SHM, NULL, 0), got;
+	uint64_t *ids;
+
+	if (!n)
+		return;
+	ids = calloc(n, sizeof(*ids));
+	if (!ids)
+		return;
+	got = store_ids_of_kind(fs->st, IPC_KIND_SHM, ids, n);
+	for (size_t i = 0; i < got && i < n; i++)
+		fuse_lowlevel_notify_inval_inode(fs->se, ids[i], 0, 0); /* -ENOENT: not cached */
+	free(ids);
 }
 
 /* Waits for a signal; then, while the loop still serves, asks the kernel to
@@ -389,7 +409,7 @@ static void *signal_thread(void *arg)
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGHUP);
-	if (sigwait(&set, &sig) || sc->done)
+	if (sigwait(&set, &sig) || atomic_load(&sc->done))
 		return NULL;
 	fs_log(sc->fs, "signal %d: writing back and unmounting", sig);
 	fd = open(sc->mnt, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -398,6 +418,7 @@ static void *signal_thread(void *arg)
 			strerror(errno));
 	if (fd >= 0)
 		close(fd);
+	writeback_regions(sc->fs);
 	fuse_session_exit(sc->fs->se);
 	/* Interrupt the loop's read of /dev/fuse (or the MT loop's wait). */
 	pthread_kill(sc->main_thread, SIGUSR1);
@@ -425,7 +446,7 @@ static int signals_start(struct sigctl *sc)
 
 static void signals_stop(struct sigctl *sc)
 {
-	sc->done = true;
+	atomic_store(&sc->done, true);
 	pthread_kill(sc->thread, SIGTERM); /* ends its sigwait if still waiting */
 	pthread_join(sc->thread, NULL);
 }
@@ -583,13 +604,20 @@ int main(int argc, char **argv)
 	signals_stop(&sc);
 
 out_unmount:
+	/* Commit what is pending, then answer the requests still parked
+	 * (ENOTCONN) while the session's device is open, then unmount. */
+	if (fs.persist && persist_close(fs.persist)) {
+		fprintf(stderr, "ipcfs: the final commit failed; recent changes may be lost\n");
+		status = 1;
+	}
+	fs.persist = NULL;
+	store_abort_waiters(fs.st);
 	fuse_session_unmount(fs.se);
 out:
 	if (fs.persist && persist_close(fs.persist)) {
 		fprintf(stderr, "ipcfs: the final commit failed; recent changes may be lost\n");
 		status = 1;
 	}
-	/* Parked requests are answered (ENOTCONN) before the session goes. */
 	store_free(fs.st);
 	fs_notify_stop(&fs);
 	if (fs.se)

@@ -483,20 +483,23 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
 	struct fs_open *fo = fo_of(fi);
+	struct ipc_handle *h = fo->h;
 	struct ipc_rdres rd;
 	struct fs_wait *fw;
 	int r, rc;
 
 	(void)ino;
+	/* After a reply the file may be released at once by another worker
+	 * (fo freed); the handle itself lives on while rd references it. */
 	if (!fo->stream) {
-		r = ipc_pread(fo->h, (uint64_t)off, size, &rd);
+		r = ipc_pread(h, (uint64_t)off, size, &rd);
 		if (r) {
 			reply_status(req, r);
 			return;
 		}
 		rc = fs_reply_rd(req, &rd);
 		if (rd.total)
-			ipc_read_done(fo->h, &rd, rc == 0);
+			ipc_read_done(h, &rd, rc == 0);
 		return;
 	}
 	/* A continuation chunk of one read(2): one read returns one message. */
@@ -504,14 +507,14 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_buf(req, NULL, 0);
 		return;
 	}
-	r = ipc_read(fo->h, size, fi->flags, NULL, &rd);
+	r = ipc_read(h, size, fi->flags, NULL, &rd);
 	if (r == IPC_E_AGAIN) {
 		fw = wait_new(req, FW_READ, fo);
 		if (!fw) {
 			fuse_reply_err(req, ENOMEM);
 			return;
 		}
-		r = ipc_read(fo->h, size, fi->flags, &fw->w, &rd);
+		r = ipc_read(h, size, fi->flags, &fw->w, &rd);
 		if (r == IPC_E_PARKED)
 			return;
 		wait_drop(fw);
@@ -522,7 +525,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	}
 	rc = fs_reply_rd(req, &rd);
 	if (rd.total)
-		ipc_read_done(fo->h, &rd, rc == 0);
+		ipc_read_done(h, &rd, rc == 0);
 }
 
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
@@ -531,17 +534,19 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 	struct fs_open *fo = fo_of(fi);
 	struct fs_wait *fw;
 	size_t written = 0;
-	int r;
+	int flags = fi->flags, r;
 
 	(void)ino;
-	r = ipc_write(fo->h, buf, size, (uint64_t)off, fi->flags, NULL, &written);
+	if (fi->writepage)
+		flags |= IPC_O_WRITEBACK;
+	r = ipc_write(fo->h, buf, size, (uint64_t)off, flags, NULL, &written);
 	if (r == IPC_E_AGAIN) {
 		fw = wait_new(req, FW_WRITE, fo);
 		if (!fw) {
 			fuse_reply_err(req, ENOMEM);
 			return;
 		}
-		r = ipc_write(fo->h, buf, size, (uint64_t)off, fi->flags, &fw->w, &written);
+		r = ipc_write(fo->h, buf, size, (uint64_t)off, flags, &fw->w, &written);
 		if (r == IPC_E_PARKED)
 			return;
 		wait_drop(fw);

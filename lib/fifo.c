@@ -163,14 +163,11 @@ static int fifo_open(struct ipc_handle *h, int oflags, struct ipc_waiter *w)
 	(void)oflags;
 	(void)w;
 	if (h->acc & IPC_ACC_WRITE) {
-		n->nwriters++;
 		ipc_list_for_each(pos, &n->handles)
 			ipc_container_of(pos, struct ipc_handle, node_link)->seen = true;
 	}
-	if (h->acc & IPC_ACC_READ) {
-		n->nreaders++;
+	if (h->acc & IPC_ACC_READ)
 		h->seen = n->nwriters > 0;
-	}
 	return 0;
 }
 
@@ -272,10 +269,6 @@ static void fifo_release(struct ipc_handle *h)
 	struct ipc_store *st = h->st;
 	struct ipc_node *n = h->node;
 
-	if (h->acc & IPC_ACC_READ)
-		n->nreaders--;
-	if (h->acc & IPC_ACC_WRITE)
-		n->nwriters--;
 	pump(st, n);
 	store_poll_wake(st, n);
 }

@@ -605,10 +605,6 @@ static int mbox_open(struct ipc_handle *h, int oflags, struct ipc_waiter *w)
 	struct ipc_node *n = h->node;
 	int r;
 
-	if (h->acc & IPC_ACC_READ)
-		n->nreaders++;
-	if (h->acc & IPC_ACC_WRITE)
-		n->nwriters++;
 	/* An open-framing writer holds a message slot from its open on. */
 	if (h->acc != IPC_ACC_WRITE || n->set.framing != IPC_FRAMING_OPEN || is_topic(n))
 		return 0;
@@ -765,7 +761,6 @@ void mbox_release_writer(struct ipc_handle *h)
 
 	if (!(h->acc & IPC_ACC_WRITE))
 		return;
-	n->nwriters--;
 	if (h->failed || n->set.framing == IPC_FRAMING_RECORD)
 		drop_pending(st, n, h);
 	/* The last close commits what was written (children's closes did not). */
@@ -782,8 +777,6 @@ static void mbox_release(struct ipc_handle *h)
 	struct ipc_store *st = h->st;
 	struct ipc_node *n = h->node;
 
-	if (h->acc & IPC_ACC_READ)
-		n->nreaders--;
 	mbox_release_writer(h);
 	if (h->cur) {
 		/* Read in part: back to the head for the next reader. */

@@ -180,7 +180,21 @@ static struct ipc_handle *handle_new(struct ipc_store *st, struct ipc_node *n, i
 	ipc_list_init(&h->poll_link);
 	ipc_list_add_tail(&n->handles, &h->node_link);
 	n->nhandles++;
+	if (h->acc & IPC_ACC_READ)
+		n->nreaders++;
+	if (h->acc & IPC_ACC_WRITE)
+		n->nwriters++;
 	return h;
+}
+
+/* The handle stops counting as a reader/writer (before the kind's release,
+ * which may act on the new counts: FIFO EOF). */
+static void drop_access(struct ipc_handle *h)
+{
+	if (h->acc & IPC_ACC_READ)
+		h->node->nreaders--;
+	if (h->acc & IPC_ACC_WRITE)
+		h->node->nwriters--;
 }
 
 /* Drops a reference; the last one frees the handle (lock held). */
@@ -231,6 +245,7 @@ int ipc_open(struct ipc_store *st, uint64_t id, int oflags, const struct ipc_cre
 	} else {
 		/* Nothing of the open remains (IPC_E_AGAIN promises that). */
 		h->released = true;
+		drop_access(h);
 		if (ops->release)
 			ops->release(h);
 		handle_put(h);
@@ -397,6 +412,7 @@ void ipc_release(struct ipc_handle *h)
 
 	store_lock(st);
 	h->released = true;
+	drop_access(h);
 	if (ipc_list_linked(&h->poll_link))
 		ipc_list_del(&h->poll_link);
 	if (ops->release)

@@ -35,6 +35,10 @@ enum {
 	IPC_ACC_WRITE = 2,
 };
 
+/* An oflags bit for ipc_write: the write is the kernel writing back mapped
+ * pages (not a program's write(2)). */
+#define IPC_O_WRITEBACK (1 << 30)
+
 struct ipc_handle {
 	struct ipc_store *st;     /* immutable */
 	struct ipc_node *node;    /* immutable; counted in node->nhandles */

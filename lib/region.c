@@ -119,7 +119,8 @@ int region_read(struct ipc_node *n, uint64_t off, size_t size, struct ipc_msg **
 			k = size - done;
 		/* Copy runs of present pages at once; zeros for the holes. */
 		if (pg < rg->npages && rg->present[pg]) {
-			while (done + k < size && rg->present[(off + done + k) / IPC_PAGE]) {
+			while (done + k < size && (off + done + k) / IPC_PAGE < rg->npages &&
+			       rg->present[(off + done + k) / IPC_PAGE]) {
 				size_t more = size - done - k;
 				k += more < IPC_PAGE ? more : IPC_PAGE;
 			}
@@ -290,6 +291,16 @@ static int rgk_write(struct ipc_handle *h, const void *buf, size_t len, uint64_t
 	int r;
 
 	(void)w;
+	if (oflags & IPC_O_WRITEBACK) {
+		/* Writeback never grows a region: pages past the end are stale
+		 * (a truncate, e.g. an O_TRUNC open, raced with the writeback). */
+		uint64_t size = h->node->rg->size;
+		size_t keep = off >= size ? 0 : (size_t)(size - off < len ? size - off : len);
+		r = keep ? region_write(h->st, h->node, off, buf, keep) : 0;
+		if (!r)
+			*written = len;
+		return r;
+	}
 	if (oflags & O_APPEND)
 		off = h->node->rg->size;
 	r = region_write(h->st, h->node, off, buf, len);

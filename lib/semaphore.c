@@ -95,6 +95,18 @@ static void pump(struct ipc_store *st, struct ipc_node *n)
 	struct ipc_waiter *w;
 
 	while (n->value && (w = waitq_first(&n->readers))) {
+		if (w->h->taken) {
+			/* Another read on this open file took its unit meanwhile. */
+			size_t k = 2 - w->h->cur_off;
+			if (k > w->size)
+				k = w->size;
+			if (k && the_unit()) {
+				rdres_add(&w->rd, the_unit(), w->h->cur_off, k);
+				w->h->cur_off += (uint32_t)k;
+			}
+			store_complete(st, w, (int)w->rd.total);
+			continue;
+		}
 		if (take(st, n, w->h, w->size, &w->rd)) {
 			store_complete(st, w, -ENOMEM);
 			continue;

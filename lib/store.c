@@ -410,16 +410,12 @@ fail:
 	return -ENOMEM;
 }
 
-void store_free(struct ipc_store *st)
+static void abort_waiters(struct ipc_store *st)
 {
-	struct ipc_list *pos, *tmp;
+	struct ipc_waiter *w;
 
-	if (!st)
-		return;
-	/* Parked waiters belong to open handles; end them first. */
 	for (size_t b = 0; b < st->tab_size; b++) {
 		for (struct ipc_node *n = st->id_tab[b]; n; n = n->id_next) {
-			struct ipc_waiter *w;
 			while ((w = waitq_first(&n->readers)))
 				store_complete(st, w, -ENOTCONN);
 			while ((w = waitq_first(&n->space)))
@@ -428,11 +424,38 @@ void store_free(struct ipc_store *st)
 				store_complete(st, w, -ENOTCONN);
 		}
 	}
-	{
-		struct ipc_waiter *w;
-		while ((w = waitq_first(&st->commits)))
-			store_complete(st, w, -ENOTCONN);
-	}
+	while ((w = waitq_first(&st->commits)))
+		store_complete(st, w, -ENOTCONN);
+}
+
+void store_abort_waiters(struct ipc_store *st)
+{
+	store_lock(st);
+	abort_waiters(st);
+	store_unlock(st);
+}
+
+size_t store_ids_of_kind(struct ipc_store *st, enum ipc_kind kind, uint64_t *ids, size_t max)
+{
+	size_t n = 0;
+
+	store_lock(st);
+	for (size_t b = 0; b < st->tab_size; b++)
+		for (struct ipc_node *nd = st->id_tab[b]; nd; nd = nd->id_next)
+			if (nd->kind == kind && !nd->is_dir && !nd->fixed && n++ < max)
+				ids[n - 1] = nd->id;
+	store_unlock(st);
+	return n;
+}
+
+void store_free(struct ipc_store *st)
+{
+	struct ipc_list *pos, *tmp;
+
+	if (!st)
+		return;
+	/* Parked waiters belong to open handles; end them first. */
+	abort_waiters(st);
 	store_unlock_run(st);
 	/* Handles the kernel never released (the mount went away). */
 	for (size_t b = 0; b < st->tab_size; b++) {
@@ -807,6 +830,15 @@ static int prepare_new(struct ipc_store *st, uint64_t parent, const char *name,
 	return 0;
 }
 
+static void touch_dir(struct ipc_store *st, struct ipc_node *d)
+{
+	struct timespec now;
+
+	store_now(&now);
+	d->mtime = d->ctime = now;
+	store_touch_meta(st, d);
+}
+
 static struct ipc_node *make_node(struct ipc_store *st, struct ipc_node *d, const char *name,
 				  bool is_dir, uint32_t mode, const struct ipc_cred *cred)
 {
@@ -827,7 +859,7 @@ static struct ipc_node *make_node(struct ipc_store *st, struct ipc_node *d, cons
 	}
 	store_now(&now);
 	n->atime = n->mtime = n->ctime = now;
-	d->mtime = d->ctime = now;
+	touch_dir(st, d);
 	hash_insert_id(st, n);
 	attach(st, d, n);
 	st->nnodes++;
@@ -877,14 +909,6 @@ int store_create(struct ipc_store *st, uint64_t parent, const char *name, uint32
 	return r;
 }
 
-static void touch_dir(struct ipc_node *d)
-{
-	struct timespec now;
-
-	store_now(&now);
-	d->mtime = d->ctime = now;
-}
-
 int store_unlink(struct ipc_store *st, uint64_t parent, const char *name)
 {
 	struct ipc_node *d, *n;
@@ -903,7 +927,7 @@ int store_unlink(struct ipc_store *st, uint64_t parent, const char *name)
 		r = -EISDIR;
 	if (r)
 		goto out;
-	touch_dir(d);
+	touch_dir(st, d);
 	remove_node(st, n);
 out:
 	store_unlock(st);
@@ -930,7 +954,7 @@ int store_rmdir(struct ipc_store *st, uint64_t parent, const char *name)
 		r = -ENOTEMPTY;
 	if (r)
 		goto out;
-	touch_dir(d);
+	touch_dir(st, d);
 	remove_node(st, n);
 out:
 	store_unlock(st);
@@ -1005,8 +1029,8 @@ int store_rename(struct ipc_store *st, uint64_t parent, const char *name, uint64
 	free(n->name);
 	n->name = nname;
 	attach(st, nd, n);
-	touch_dir(d);
-	touch_dir(nd);
+	touch_dir(st, d);
+	touch_dir(st, nd);
 	n->ctime = nd->mtime;
 	store_touch_meta(st, n);
 out:

@@ -234,6 +234,15 @@ int store_new(const struct ipc_limits *lim, enum ipc_sync sync,
  * No other thread may use the store any more. */
 void store_free(struct ipc_store *st);
 
+/* Locks. Ends every parked waiter (reads, writes, opens, commit waits)
+ * with -ENOTCONN: the daemon is going away. Their callbacks run before
+ * this returns. */
+void store_abort_waiters(struct ipc_store *st);
+
+/* Locks. Copies the ids of up to max objects of a kind into ids; returns
+ * how many there are in all. */
+size_t store_ids_of_kind(struct ipc_store *st, enum ipc_kind kind, uint64_t *ids, size_t max);
+
 void store_lock(struct ipc_store *st);
 /* Runs pending completions without touching the mutex (teardown only). */
 void store_unlock_run(struct ipc_store *st);

@@ -174,6 +174,23 @@ bool topic_feed(struct ipc_store *st, struct ipc_node *n)
 	return any;
 }
 
+/* overflow=drop: a subscriber whose backlog passed max_messages loses its
+ * oldest unread messages (one it had begun to read too). */
+static void trim_backlogs(struct ipc_node *n)
+{
+	struct ipc_list *pos;
+	struct ipc_handle *h;
+
+	if (n->set.overflow != IPC_OVERFLOW_DROP)
+		return;
+	for_each_sub(h, n, pos) {
+		while (h->cur && backlog(n, h) > n->set.max_messages) {
+			advance(n, h);
+			n->dropped++;
+		}
+	}
+}
+
 int topic_publish(struct ipc_store *st, struct ipc_node *n, struct ipc_msg *m)
 {
 	struct ipc_list *pos;
@@ -190,13 +207,9 @@ int topic_publish(struct ipc_store *st, struct ipc_node *n, struct ipc_msg *m)
 			h->cur = ipc_msg_ref(m);
 			h->seq = m->seq;
 			h->cur_off = 0;
-		} else if (backlog(n, h) > n->set.max_messages && h->cur_off == 0 &&
-			   n->set.overflow == IPC_OVERFLOW_DROP) {
-			/* A slow subscriber loses its oldest unread message. */
-			advance(n, h);
-			n->dropped++;
 		}
 	}
+	trim_backlogs(n);
 	topic_feed(st, n);
 	collect(st, n);
 	if (n->set.retain)
@@ -222,11 +235,8 @@ static int topic_open(struct ipc_handle *h, int oflags, struct ipc_waiter *w)
 
 	(void)oflags;
 	(void)w;
-	if (h->acc & IPC_ACC_WRITE)
-		n->nwriters++;
 	if (!(h->acc & IPC_ACC_READ))
 		return 0;
-	n->nreaders++;
 	n->nsubs++;
 	/* From the next message, or from the last `retain` kept. */
 	h->seq = n->q.next_seq;
@@ -268,30 +278,29 @@ static void topic_unread(struct ipc_handle *h, struct ipc_rdres *rd)
 	struct ipc_node *n = h->node;
 	struct ipc_rdseg *s = &rd->seg[0];
 
-	if (rd->nmany) {
-		/* Step back to the first record if the cursor has not moved. */
-		struct ipc_msg *first = rd->many[0], *last = rd->many[rd->nmany - 1];
-		if (first->queued && h->seq == last->seq + 1 && !h->cur_off && !h->released) {
-			ipc_msg_unref(h->cur);
-			h->cur = ipc_msg_ref(first);
-			h->seq = first->seq;
-			for (unsigned i = 0; i < rd->nmany; i++) {
-				n->stats.out_msgs--;
-				n->stats.out_bytes -= rd->many[i]->len;
+	struct ipc_msg **ms = rd->nmany ? rd->many : &rd->taken;
+	unsigned nm = rd->nmany ? rd->nmany : (rd->taken ? 1 : 0);
+
+	if (nm) {
+		/* Messages the read finished but the reader never got: step the
+		 * cursor back to the first (if it has not moved on meanwhile),
+		 * putting back on the log any that were collected already. */
+		struct ipc_msg *first = ms[0], *last = ms[nm - 1];
+		if (h->seq != last->seq + 1 || h->cur_off || h->released)
+			return;
+		for (unsigned i = nm; i-- > 0;) {
+			n->stats.out_msgs--;
+			n->stats.out_bytes -= ms[i]->len;
+			if (!ms[i]->queued) {
+				obj_force_charge(h->st, ipc_msg_charge(ms[i]));
+				msgq_requeue(&n->q, ipc_msg_ref(ms[i]));
+				store_touch_data(h->st, n);
 			}
 		}
-	} else if (rd->taken) {
-		/* The read finished a message the reader never got: step back to
-		 * it if the cursor has not moved on meanwhile. */
-		struct ipc_msg *m = rd->taken;
-		if (m->queued && h->seq == m->seq + 1 && !h->cur_off && !h->released) {
-			ipc_msg_unref(h->cur);
-			h->cur = ipc_msg_ref(m);
-			h->seq = m->seq;
-			h->cur_off = s->off;
-			n->stats.out_msgs--;
-			n->stats.out_bytes -= m->len;
-		}
+		ipc_msg_unref(h->cur);
+		h->cur = ipc_msg_ref(first);
+		h->seq = first->seq;
+		h->cur_off = rd->nmany ? 0 : s->off;
 	} else if (h->cur == s->msg && h->cur_off == s->off + s->len) {
 		h->cur_off = s->off;
 	}
@@ -302,7 +311,6 @@ static void topic_release(struct ipc_handle *h)
 	struct ipc_node *n = h->node;
 
 	if (h->acc & IPC_ACC_READ) {
-		n->nreaders--;
 		n->nsubs--;
 		ipc_msg_unref(h->cur);
 		h->cur = NULL;
@@ -332,6 +340,7 @@ static uint64_t topic_size(const struct ipc_node *n)
 
 static void topic_changed(struct ipc_store *st, struct ipc_node *n)
 {
+	trim_backlogs(n);
 	collect(st, n);
 	mbox_pump(st, n);
 }
