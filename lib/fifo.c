@@ -135,8 +135,8 @@ static void pump(struct ipc_store *st, struct ipc_node *n)
 			int r;
 			if (k > left)
 				k = left;
-			/* Small writes go in whole. */
-			if (!k || (w->wlen <= PIPE_BUF && k < left))
+			/* Small writes go in whole (unless they can never fit). */
+			if (!k || (w->wlen <= PIPE_BUF && w->wlen <= n->set.max_bytes && k < left))
 				break;
 			r = append(st, n, m->data + m->head, k);
 			if (r) {
@@ -245,7 +245,7 @@ static int fifo_write(struct ipc_handle *h, const void *buf, size_t len, uint64_
 			pump(st, n);
 			return 0;
 		}
-		if (len > PIPE_BUF && k && (w || (oflags & O_NONBLOCK))) {
+		if ((len > PIPE_BUF || len > n->set.max_bytes) && k && (w || (oflags & O_NONBLOCK))) {
 			r = append(st, n, buf, k);
 			if (r)
 				return r;
@@ -261,7 +261,11 @@ static int fifo_write(struct ipc_handle *h, const void *buf, size_t len, uint64_
 	}
 	if (!w)
 		return IPC_E_AGAIN;
-	return obj_park_write(&n->space, w, h, buf, len, placed);
+	r = obj_park_write(&n->space, w, h, buf, len, placed);
+	/* The part placed may already have gone to a parked reader: room. */
+	if (r == IPC_E_PARKED)
+		pump(st, n);
+	return r;
 }
 
 static void fifo_release(struct ipc_handle *h)

@@ -729,7 +729,11 @@ int mbox_write(struct ipc_handle *h, const void *buf, size_t len, uint64_t off, 
 	r = obj_must_wait(oflags, w);
 	if (r)
 		return r;
-	return obj_park_write(&n->space, w, h, buf, len, placed);
+	r = obj_park_write(&n->space, w, h, buf, len, placed);
+	/* What was placed may already have gone to parked readers: room. */
+	if (r == IPC_E_PARKED)
+		mbox_pump(st, n);
+	return r;
 }
 
 int mbox_flush(struct ipc_handle *h, const struct ipc_cred *cred)
@@ -746,7 +750,9 @@ int mbox_flush(struct ipc_handle *h, const struct ipc_cred *cred)
 		drop_pending(st, n, h);
 		return -EINVAL;
 	}
-	if (n->set.framing == IPC_FRAMING_OPEN || n->set.framing == IPC_FRAMING_LINE) {
+	/* (In line framing an unterminated line waits for its newline or for
+	 * the last release: bash's dup2 dance closes in the opener's thread.) */
+	if (n->set.framing == IPC_FRAMING_OPEN) {
 		r = commit_pending(st, n, h);
 		if (r > 0)
 			mbox_pump(st, n);

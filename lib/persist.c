@@ -82,6 +82,10 @@ static void errf(char *err, size_t errlen, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(err, errlen, fmt, ap);
 	va_end(ap);
+	/* One line (SQLite's own messages may hold newlines). */
+	for (char *c = err; *c; c++)
+		if (*c == '\n')
+			*c = ' ';
 }
 
 #define VEC_PUSH(b, vec, val)                                                          \
@@ -298,6 +302,43 @@ static int check_db(sqlite3 *db, const char *path, char *err, size_t errlen)
 	return r;
 }
 
+/* check_db() on a read-only, immutable connection (nothing is written, not
+ * even -wal/-shm files). A WAL left by a crash is not read here; the real
+ * connection recovers it and loading checks what it reads. */
+static int check_immutable(const char *path, char *err, size_t errlen)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t len = strlen(path);
+	char *uri = malloc(len * 3 + 32), *q;
+	sqlite3 *db = NULL;
+	int r;
+
+	if (!uri)
+		return -ENOMEM;
+	q = uri + sprintf(uri, "file:");
+	for (const unsigned char *c = (const unsigned char *)path; *c; c++) {
+		if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+		    (*c >= '0' && *c <= '9') || strchr("/._-~", *c)) {
+			*q++ = (char)*c;
+		} else {
+			*q++ = '%';
+			*q++ = hex[*c >> 4];
+			*q++ = hex[*c & 15];
+		}
+	}
+	strcpy(q, "?immutable=1");
+	if (sqlite3_open_v2(uri, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, NULL) != SQLITE_OK) {
+		errf(err, errlen, "cannot open database %s: %s", path,
+		     db ? sqlite3_errmsg(db) : "out of memory");
+		r = -EINVAL;
+	} else {
+		r = check_db(db, path, err, errlen);
+	}
+	sqlite3_close(db);
+	free(uri);
+	return r;
+}
+
 static int prepare(struct ipc_persist *p, sqlite3_stmt **s, const char *sql)
 {
 	return sqlite3_prepare_v3(p->db, sql, -1, SQLITE_PREPARE_PERSISTENT, s, NULL) == SQLITE_OK
@@ -387,6 +428,13 @@ int persist_open(const char *path, enum ipc_sync sync, struct ipc_persist **out,
 		r = isnew;
 		goto fail;
 	}
+	if (!isnew) {
+		/* Check it read-only, as an immutable file, so that a refused
+		 * database gets no -wal/-shm files beside it either. */
+		r = check_immutable(path, err, errlen);
+		if (r)
+			goto fail;
+	}
 	if (sqlite3_open_v2(path, &p->db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
 		errf(err, errlen, "cannot open database %s: %s", path,
 		     p->db ? sqlite3_errmsg(p->db) : "out of memory");
@@ -394,11 +442,7 @@ int persist_open(const char *path, enum ipc_sync sync, struct ipc_persist **out,
 		goto fail;
 	}
 	sqlite3_extended_result_codes(p->db, 1);
-	if (isnew) {
-		r = create_schema(p->db, err, errlen);
-	} else {
-		r = check_db(p->db, path, err, errlen);
-	}
+	r = isnew ? create_schema(p->db, err, errlen) : check_db(p->db, path, err, errlen);
 	if (r)
 		goto fail;
 	*out = p;

@@ -49,6 +49,14 @@ class TapResult(unittest.TestResult):
     def addFailure(self, test, err):
         self._fail(test, err)
 
+    def addExpectedFailure(self, test, err):
+        # A documented limitation (see the test's comment): still reported.
+        self._line(True, test, " # TODO known limitation: %s" % err[1])
+
+    def addUnexpectedSuccess(self, test):
+        self._line(False, test, " # the known limitation no longer holds: update the test")
+        self.failed_names.append(test.id())
+
     def addError(self, test, err):
         self._fail(test, err)
 

@@ -10,6 +10,7 @@ O_NONBLOCK); poll reports readiness.
 import collections
 import errno
 import os
+import unittest
 import select
 import signal
 import subprocess
@@ -306,6 +307,13 @@ class TestFifoSignals(FifoTest):
         self.assertEqual(self.num(x, "bytes"), 8192)
         self.assertEqual(self.sh("cat fifo/x").stdout, "a" * 8192)
 
+    # Known limitation (docs/ARCHITECTURE.md, "Limits of FUSE"): the kernel
+    # takes the inode lock, uninterruptibly, for a whole direct-io write, so
+    # a second writer waits in the kernel (state D) behind a write that
+    # ipcfs holds for room; it ends once the first write completes or is
+    # interrupted. Kept as an expected failure so that a kernel or design
+    # change that lifts it shows up.
+    @unittest.expectedFailure
     def test_sigint_ends_writer_queued_behind_a_blocked_writer(self):
         # As for mailboxes: the second writer waits in the kernel (inode
         # lock held by the first, parked, write); Ctrl-C must still end it.
