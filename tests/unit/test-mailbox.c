@@ -282,11 +282,13 @@ static void test_line_framing(void **state)
 	expect_read(r, 100, "b\n");
 	expect_read(r, 100, "cdd\n");
 	assert_int_equal(t_read(r, 100, 0, buf, sizeof(buf)), IPC_E_AGAIN);
-	/* the partial line goes at the opener's flush */
+	/* the partial line waits for its newline across the opener's flush
+	 * (bash closes a duplicate in the opener's thread around builtins) */
 	assert_int_equal(ipc_flush(w, &w->cred, NULL), 0);
-	assert_int_equal(t_count(st, id), 1);
-	expect_read(r, 100, "e");
-	/* ... or at release */
+	assert_int_equal(t_count(st, id), 0);
+	t_put(w, "e\n");
+	expect_read(r, 100, "ee\n");
+	/* ... and an unterminated tail goes at the last release */
 	t_put(w, "tail");
 	assert_int_equal(t_count(st, id), 0);
 	ipc_release(w);
