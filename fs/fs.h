@@ -38,6 +38,7 @@ struct fs {
 	struct ipc_store *st;
 	struct ipc_persist *persist;
 	bool debug;
+	bool syslog;                /* daemonized: errors go to syslog */
 
 	pthread_mutex_t notify_lock;
 	pthread_cond_t notify_cv;
@@ -63,6 +64,11 @@ int fs_reply_create(fuse_req_t req, const struct stat *attr, double attr_timeout
 		    double entry_timeout, struct fs_open *fo);
 int fs_reply_rd(fuse_req_t req, const struct ipc_rdres *rd);
 
+/* Debug log (-d) on stderr. */
 void fs_log(struct fs *fs, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Errors and warnings: stderr, or syslog once the daemon has detached. */
+void fs_err(struct fs *fs, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The store's db_state hook. */
+void fs_db_state(void *ctx, const char *error);
 
 #endif

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <syslog.h>
 #include <unistd.h>
 
 #include "fs/fs.h"
@@ -482,12 +483,14 @@ static int background(void)
 	return pfd[1];
 }
 
-static void ready(int fd)
+static void ready(struct fs *fs, int fd)
 {
 	int null;
 
 	if (fd < 0)
 		return;
+	openlog("ipcfs", LOG_PID, LOG_DAEMON);
+	fs->syslog = true;
 	if (write(fd, "", 1) != 1)
 		perror("ipcfs: ready");
 	close(fd);
@@ -533,6 +536,7 @@ int main(int argc, char **argv)
 	fs.debug = o.debug;
 	hooks.poll_wake = fs_poll_wake;
 	hooks.handle_gone = fs_handle_gone;
+	hooks.db_state = fs_db_state;
 	hooks.ctx = &fs;
 	if (store_new(&o.lim, o.memory ? IPC_SYNC_MEMORY : o.sync, &hooks, &fs.st)) {
 		fprintf(stderr, "ipcfs: out of memory\n");
@@ -588,7 +592,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "ipcfs: cannot start the signal thread\n");
 		goto out_unmount;
 	}
-	ready(ready_fd);
+	ready(&fs, ready_fd);
 	ready_fd = -1;
 
 	if (o.threads > 1) {

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/uio.h>
+#include <syslog.h>
 
 #include "fs/fs.h"
 #include "lib/err.h"
@@ -125,6 +126,32 @@ int fs_reply_rd(fuse_req_t req, const struct ipc_rdres *rd)
 	if (rd->nseg == 0)
 		return fuse_reply_buf(req, NULL, 0);
 	return fuse_reply_iov(req, iov, (int)rd->nseg);
+}
+
+void fs_err(struct fs *fs, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (fs && fs->syslog) {
+		vsyslog(LOG_ERR, fmt, ap);
+	} else {
+		fputs("ipcfs: ", stderr);
+		vfprintf(stderr, fmt, ap);
+		fputc('\n', stderr);
+	}
+	va_end(ap);
+}
+
+void fs_db_state(void *ctx, const char *error)
+{
+	struct fs *fs = ctx;
+
+	if (error)
+		fs_err(fs, "database commits fail (%s): serving from memory, retrying; "
+			   "full-mode writes get EIO until it recovers", error);
+	else
+		fs_err(fs, "database commits work again");
 }
 
 void fs_log(struct fs *fs, const char *fmt, ...)

@@ -351,6 +351,9 @@ int ipc_write(struct ipc_handle *h, const void *buf, size_t len, uint64_t off, i
 	store_lock(st);
 	if (!(h->acc & IPC_ACC_WRITE)) {
 		r = -EBADF;
+	} else if (st->sync == IPC_SYNC_FULL && st->db_error) {
+		/* Nothing new is acknowledged while it cannot be made durable. */
+		r = -EIO;
 	} else {
 		r = ops_of(h->node)->write(h, buf, len, off, oflags, w, written);
 		if (r == 0 && *written && st->sync == IPC_SYNC_FULL) {

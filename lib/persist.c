@@ -67,6 +67,8 @@ struct ipc_persist {
 	bool running;
 	struct batch retry; /* a batch whose commit failed, to be retried */
 	bool have_retry;
+	bool failing;       /* writer thread: the last commit failed */
+	char errmsg[256];   /* writer thread: why */
 	sqlite3_stmt *s_node, *s_ins, *s_skip, *s_del, *s_tomb_node, *s_tomb_msgs, *s_meta;
 	sqlite3_stmt *s_page, *s_page_del, *s_trunc, *s_tomb_pages;
 };
@@ -895,8 +897,10 @@ static int write_batch(struct ipc_persist *p, const struct batch *b)
 	}
 	if (!rc)
 		rc = sqlite3_exec(p->db, "COMMIT", NULL, NULL, NULL);
-	if (rc)
+	if (rc) {
+		snprintf(p->errmsg, sizeof(p->errmsg), "%s", sqlite3_errmsg(p->db));
 		sqlite3_exec(p->db, "ROLLBACK", NULL, NULL, NULL);
+	}
 	return rc;
 }
 
@@ -926,15 +930,36 @@ static void fail_waiters(struct ipc_store *st)
 		store_complete(st, w, -EIO);
 }
 
-static void timed_wait(struct ipc_store *st, long ms)
+/* Waits ms milliseconds (st->lock held), waking early only to stop. */
+static void sleep_for(struct ipc_store *st, long ms)
 {
-	struct timespec ts;
+	struct timespec until, now;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_nsec += (ms % 1000) * 1000000L;
-	ts.tv_sec += ms / 1000 + ts.tv_nsec / 1000000000L;
-	ts.tv_nsec %= 1000000000L;
-	pthread_cond_timedwait(&st->dirty_cv, &st->lock, &ts);
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_nsec += (ms % 1000) * 1000000L;
+	until.tv_sec += ms / 1000 + until.tv_nsec / 1000000000L;
+	until.tv_nsec %= 1000000000L;
+	while (!st->stopping) {
+		if (pthread_cond_timedwait(&st->dirty_cv, &st->lock, &until))
+			break;
+		clock_gettime(CLOCK_REALTIME, &now);
+		if (now.tv_sec > until.tv_sec ||
+		    (now.tv_sec == until.tv_sec && now.tv_nsec >= until.tv_nsec))
+			break;
+	}
+}
+
+/* Tells the caller (hooks.db_state) that the database failed (with SQLite's
+ * message) or recovered (NULL), once per change. No lock held. */
+static void report(struct ipc_persist *p, const char *error)
+{
+	bool failing = error != NULL;
+
+	if (failing == p->failing)
+		return;
+	p->failing = failing;
+	if (p->st->hooks.db_state)
+		p->st->hooks.db_state(p->st->hooks.ctx, error);
 }
 
 static bool pending(const struct ipc_store *st)
@@ -967,7 +992,7 @@ static void *writer(void *arg)
 				store_lock(st);
 				if (st->stopping)
 					break;
-				timed_wait(st, backoff);
+				sleep_for(st, backoff);
 				backoff = backoff < 2000 ? backoff * 2 : 2000;
 				continue;
 			}
@@ -976,6 +1001,7 @@ static void *writer(void *arg)
 			finish(st, p->retry.gen, true);
 			backoff = 50;
 			store_unlock(st); /* runs the completions */
+			report(p, NULL);
 			store_lock(st);
 			continue;
 		}
@@ -1031,7 +1057,9 @@ static void *writer(void *arg)
 				memset(&b, 0, sizeof(b));
 				p->have_retry = true;
 				store_unlock(st); /* runs the completions */
+				report(p, p->errmsg);
 				store_lock(st);
+				sleep_for(st, backoff);
 				continue;
 			}
 		}

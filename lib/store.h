@@ -180,6 +180,9 @@ struct ipc_store_hooks {
 	/* Called by store_free() for each handle still open (the kernel never
 	 * released it: the mount went away); frees the caller's per-open data. */
 	void (*handle_gone)(void *ctx, void *handle_user);
+	/* Called by the writer thread, without st->lock, when commits start
+	 * failing (error: the database's message) or work again (NULL). */
+	void (*db_state)(void *ctx, const char *error);
 	void *ctx;
 };
 
