@@ -343,11 +343,12 @@ static int write_all(int fd, const void *buf, size_t len)
 }
 
 /* Prints messages on stdout: each as it is, plus a newline if it does not
- * end in one (unless raw). */
+ * end in one (unless raw), so an empty message is an empty line. */
 struct printer {
 	bool raw;
 	bool quiet;
-	char last; /* last byte printed of the current message */
+	char last;  /* last byte printed of the current message */
+	size_t len; /* bytes printed of the current message */
 };
 
 static int pr_chunk(struct printer *p, const char *buf, size_t len)
@@ -355,6 +356,7 @@ static int pr_chunk(struct printer *p, const char *buf, size_t len)
 	if (!len || p->quiet)
 		return 0;
 	p->last = buf[len - 1];
+	p->len += len;
 	return write_all(STDOUT_FILENO, buf, len);
 }
 
@@ -363,9 +365,9 @@ static int pr_end(struct printer *p)
 {
 	int r = 0;
 
-	if (!p->raw && !p->quiet && p->last != '\n')
+	if (!p->raw && !p->quiet && (p->len == 0 || p->last != '\n'))
 		r = write_all(STDOUT_FILENO, "\n", 1);
-	p->last = '\n';
+	p->len = 0;
 	return r;
 }
 
@@ -1648,7 +1650,6 @@ static int cmd_recv(int argc, char **argv)
 		goto out;
 	}
 	pr.raw = ro.raw;
-	pr.last = '\n';
 	if (!strcmp(o.kind, "mbox") && !strcmp(obj_get(&o, "framing"), "open")) {
 		r = recv_open(o.path, ro.count, ro.timeout, &pr, buf, &got);
 	} else {
@@ -2062,6 +2063,7 @@ static int cmd_top(int argc, char **argv)
 		struct sigaction sa;
 		memset(&sa, 0, sizeof(sa));
 		sa.sa_handler = top_signal;
+		sa.sa_flags = SA_RESTART; /* only the wait between frames sees EINTR */
 		sigaction(SIGINT, &sa, NULL);
 		sigaction(SIGTERM, &sa, NULL);
 		sigaction(SIGHUP, &sa, NULL);
