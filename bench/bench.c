@@ -53,6 +53,8 @@ static void usage(FILE *out)
 		"  --floor PATH       the fuse-floor daemon (default: next to this program)\n"
 		"  --daemon-threads N run both daemons with --threads N (default: their single-threaded loop)\n"
 		"  --timeout SECONDS  a run taking longer is a hang (default 300; --quick 60)\n"
+		"  --scale-messages N scale: messages queued (default 1000000)\n"
+		"  --scale-readers N  scale: blocked readers (default 10000; a multiple of 10)\n"
 		"  -h, --help         this help\n"
 		"\n"
 		"Workloads:\n");
@@ -170,6 +172,8 @@ int main(int argc, char **argv)
 		{ "floor", required_argument, NULL, 'F' },
 		{ "daemon-threads", required_argument, NULL, 't' },
 		{ "timeout", required_argument, NULL, 'T' },
+		{ "scale-messages", required_argument, NULL, 'M' },
+		{ "scale-readers", required_argument, NULL, 'R' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -178,6 +182,7 @@ int main(int argc, char **argv)
 	char cmdline[4096];
 	size_t pos = 0;
 	int c, only = -1, errors;
+	unsigned long long scale_msgs = 0, scale_readers = 0;
 
 	for (int i = 0; i < argc && pos < sizeof(cmdline) - 1; i++)
 		pos += (size_t)snprintf(cmdline + pos, sizeof(cmdline) - pos, "%s%s", i ? " " : "",
@@ -220,6 +225,20 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			break;
+		case 'M':
+			scale_msgs = strtoull(optarg, NULL, 10);
+			if (!scale_msgs) {
+				fprintf(stderr, "ipcfs-bench: bad --scale-messages\n");
+				return 2;
+			}
+			break;
+		case 'R':
+			scale_readers = strtoull(optarg, NULL, 10);
+			if (scale_readers < 10 || scale_readers % 10 || scale_readers > 100000) {
+				fprintf(stderr, "ipcfs-bench: --scale-readers takes a multiple of 10, up to 100000\n");
+				return 2;
+			}
+			break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -245,6 +264,10 @@ int main(int argc, char **argv)
 	if (geteuid() != 0)
 		progress("warning: not root: mounts, mq limits and the writeback tuning of regions may fail");
 	make_plan();
+	if (scale_msgs)
+		plan.f_msgs = scale_msgs;
+	if (scale_readers)
+		plan.f_readers = scale_readers;
 	snprintf(cfg.tmp, sizeof(cfg.tmp), "/tmp/ipcfs-bench.XXXXXX");
 	cleanup_init();
 	if (!mkdtemp(cfg.tmp)) {

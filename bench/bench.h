@@ -153,9 +153,11 @@ struct run {
 	struct wres *res;       /* n entries, shared */
 	double t0;              /* when the go was given */
 	char err[512];          /* why the run failed */
-	/* Optional: called after every process is ready, before the go. */
+	/* Optional: called after every process is ready, before the go;
+	 * pids (n of them) is valid during the call. */
 	int (*before_go)(void *arg, char *err, size_t len);
 	void *hook_arg;
+	const pid_t *pids;
 };
 
 /* Forks n processes running fn(idx, arg, res). Each sets itself up, calls

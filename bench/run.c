@@ -200,10 +200,13 @@ int run_procs(int n, child_fn fn, void *arg, struct inst *in, double timeout, st
 		set_err(run, "a process of the run failed to set up");
 		goto out;
 	}
+	run->pids = pids;
 	if (run->before_go && run->before_go(run->hook_arg, run->err, sizeof(run->err))) {
+		run->pids = NULL;
 		give_up(pids, n, in, run);
 		goto out;
 	}
+	run->pids = NULL;
 
 	/* Go; then wait for every process to close the done pipe (exit). */
 	run->t0 = now();

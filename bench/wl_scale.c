@@ -6,7 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "bench/bench.h"
@@ -62,19 +64,22 @@ static void fill_child(int idx, void *arg, struct wres *r)
 
 /* --- blocked readers --- */
 
+enum rv { RV_IPCFS, RV_FLOOR, RV_KFIFO, NRV };
+
 struct readjob {
+	enum rv v;
 	char path[PATH_MAX];
 	int per_proc;       /* threads per reader process */
 	int procs;          /* reader processes; process `procs` is the writer */
 	uint64_t messages;  /* the writer writes this many */
-	struct inst *in;
-	uint64_t want;      /* before the go: blocked_readers to wait for */
+	struct inst *in;    /* NULL: the kernel FIFO */
 	long threads, rss_kb;
 };
 
 struct rthread {
 	pthread_t t;
 	const char *path;
+	int oflags;
 	atomic_int *opened;
 	double done;
 	int err;
@@ -83,8 +88,8 @@ struct rthread {
 static void *reader_thread(void *arg)
 {
 	struct rthread *t = arg;
-	char buf[256];
-	int fd = open(t->path, O_RDONLY | O_CLOEXEC);
+	char buf[MSG];
+	int fd = open(t->path, t->oflags | O_CLOEXEC);
 	ssize_t n;
 
 	if (fd < 0) {
@@ -93,6 +98,8 @@ static void *reader_thread(void *arg)
 		return NULL;
 	}
 	atomic_fetch_add(t->opened, 1);
+	/* Reads of exactly one message: a byte stream cannot give one
+	 * reader two messages and leave another without. */
 	n = read(fd, buf, sizeof(buf));
 	t->done = now();
 	if (n != MSG)
@@ -108,7 +115,7 @@ static void readers_child(int idx, void *arg, struct wres *r)
 	pthread_attr_t attr;
 	atomic_int opened = 0;
 	struct rlimit rl;
-	int started = 0, errs = 0, first_err = 0;
+	int errs = 0, first_err = 0;
 
 	if (idx == j->procs) { /* the writer */
 		char msg[MSG];
@@ -132,11 +139,14 @@ static void readers_child(int idx, void *arg, struct wres *r)
 		child_fail(r, "out of memory");
 	pthread_attr_init(&attr);
 	pthread_attr_setstacksize(&attr, READER_STACK);
-	for (; started < j->per_proc; started++) {
-		th[started].path = j->path;
-		th[started].opened = &opened;
-		if (pthread_create(&th[started].t, &attr, reader_thread, &th[started]))
-			child_fail(r, "pthread_create (thread %d): %s", started, strerror(errno));
+	for (int i = 0; i < j->per_proc; i++) {
+		th[i].path = j->path;
+		/* A kernel FIFO opened for reading only would wait for a writer
+		 * (and then see end of file): O_RDWR keeps one. */
+		th[i].oflags = j->v == RV_KFIFO ? O_RDWR : O_RDONLY;
+		th[i].opened = &opened;
+		if (pthread_create(&th[i].t, &attr, reader_thread, &th[i]))
+			child_fail(r, "pthread_create (thread %d): %s", i, strerror(errno));
 	}
 	while (atomic_load(&opened) < j->per_proc)
 		usleep(1000);
@@ -144,7 +154,7 @@ static void readers_child(int idx, void *arg, struct wres *r)
 		if (th[i].err && !first_err)
 			first_err = th[i].err;
 	if (first_err)
-		child_fail(r, "a reader could not open the mailbox: %s", strerror(first_err));
+		child_fail(r, "a reader could not open %s: %s", j->path, strerror(first_err));
 	child_ready();
 	for (int i = 0; i < j->per_proc; i++) {
 		pthread_join(th[i].t, NULL);
@@ -160,97 +170,193 @@ static void readers_child(int idx, void *arg, struct wres *r)
 	r->count = (uint64_t)j->per_proc;
 }
 
-/* Before the go: every reader blocked in the daemon; its threads and RSS. */
+/* Threads of process pid sleeping (state S): blocked in read, or the main
+ * thread waiting for the go. */
+static int sleeping_threads(pid_t pid)
+{
+	char path[64], buf[512];
+	struct dirent *de;
+	int n = 0;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	d = opendir(path);
+	if (!d)
+		return -1;
+	while ((de = readdir(d))) {
+		char sp[300], *paren;
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(sp, sizeof(sp), "/proc/%d/task/%s/stat", (int)pid, de->d_name);
+		if (read_text(sp, buf, sizeof(buf)))
+			continue;
+		paren = strrchr(buf, ')');
+		if (paren && paren[1] == ' ' && paren[2] == 'S')
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
+struct hookctx {
+	struct run *run;
+	struct readjob *j;
+};
+
+/* Before the go: every reader blocked (ipcfs says so in blocked_readers;
+ * for all: every reader thread asleep); then the daemon's threads and RSS. */
 static int readers_blocked(void *arg, char *err, size_t len)
 {
-	struct readjob *j = arg;
-	uint64_t blocked = 0;
+	struct hookctx *h = arg;
+	struct readjob *j = h->j;
 	double t0 = now();
-	int r;
 
 	for (;;) {
-		r = get_xattr_u64(j->path, "blocked_readers", &blocked);
-		if (r) {
-			snprintf(err, len, "getxattr blocked_readers: %s", strerror(-r));
-			return -1;
+		uint64_t blocked = j->messages;
+		int asleep = 0, r;
+
+		if (j->v == RV_IPCFS) {
+			r = get_xattr_u64(j->path, "blocked_readers", &blocked);
+			if (r) {
+				snprintf(err, len, "getxattr blocked_readers: %s", strerror(-r));
+				return -1;
+			}
 		}
-		if (blocked >= j->want)
-			break;
+		for (int p = 0; p < j->procs; p++) {
+			int k = sleeping_threads(h->run->pids[p]);
+			asleep += k > 0 ? k - 1 : 0; /* less the main thread */
+		}
+		if (blocked >= j->messages && (uint64_t)asleep >= j->messages) {
+			if (j->in) {
+				j->threads = proc_status(j->in->pid, "Threads");
+				j->rss_kb = proc_status(j->in->pid, "VmRSS");
+			}
+			return 0;
+		}
 		if (now() - t0 > 120) {
-			snprintf(err, len, "only %llu of %llu readers blocked after 120 s",
-				 (unsigned long long)blocked, (unsigned long long)j->want);
+			snprintf(err, len, "only %llu readers blocked (%d threads asleep) of %llu after 120 s",
+				 (unsigned long long)blocked, asleep, (unsigned long long)j->messages);
 			return -1;
 		}
-		usleep(10000);
+		usleep(20000);
 	}
-	j->threads = proc_status(j->in->pid, "Threads");
-	j->rss_kb = proc_status(j->in->pid, "VmRSS");
-	return 0;
+}
+
+/* One repetition of variant v. 0, or -1 with err. */
+static int readers_run(struct readjob *j, double *wake_ms, char *err, size_t len)
+{
+	struct run run = { 0 };
+	struct hookctx h = { &run, j };
+	const char *ierr = NULL;
+	char name[64];
+	int r = 0;
+
+	j->in = NULL;
+	switch (j->v) {
+	case RV_IPCFS:
+		if (!(j->in = inst_shared("memory", &ierr))) {
+			snprintf(err, len, "%s", ierr);
+			return -1;
+		}
+		fresh_name(name, sizeof(name), "mbox/wake");
+		inst_path(j->in, name, j->path, sizeof(j->path));
+		r = make_obj(j->path);
+		if (!r)
+			r = set_xattr(j->path, "framing", "write");
+		if (r) {
+			snprintf(err, len, "creating %s: %s", name, strerror(-r));
+			unlink(j->path);
+			return -1;
+		}
+		break;
+	case RV_FLOOR:
+		if (!(j->in = inst_shared("floor", &ierr))) {
+			snprintf(err, len, "%s", ierr);
+			return -1;
+		}
+		inst_path(j->in, "pipe", j->path, sizeof(j->path));
+		break;
+	case RV_KFIFO:
+		fresh_name(name, sizeof(name), "wake-fifo");
+		snprintf(j->path, sizeof(j->path), "%s/%s", cfg.tmp, name);
+		if (mkfifo(j->path, 0600)) {
+			snprintf(err, len, "mkfifo: %s", strerror(errno));
+			return -1;
+		}
+		break;
+	case NRV:
+		return -1;
+	}
+	run.before_go = readers_blocked;
+	run.hook_arg = &h;
+	r = run_procs(j->procs + 1, readers_child, j, j->in, SCALE_TIMEOUT, &run);
+	if (r)
+		snprintf(err, len, "%s", run.err);
+	else
+		*wake_ms = (run_end(&run, 0, j->procs) - run.t0) * 1e3;
+	run_free(&run);
+	if (j->v != RV_FLOOR)
+		unlink(j->path);
+	return r;
 }
 
 static void blocked_readers(void)
 {
-	struct group *gt, *gw, *gm;
-	struct row *rt, *rw, *rm;
-	const char *ierr = NULL;
-	struct inst *in;
-	struct readjob j;
+	static const char *const labels[NRV] = {
+		"ipcfs --memory mailbox, write framing",
+		"FUSE floor pipe",
+		"kernel FIFO (readers O_RDWR)",
+	};
+	unsigned long long n = (unsigned long long)plan.f_readers;
+	struct group *gt, *gm, *gw;
+	struct row *rt[NRV], *rm[NRV], *rw[NRV];
 
-	gt = group_new('f', LOWER, "threads", "%llu readers blocked in read(2) on one mailbox: daemon threads",
-		       (unsigned long long)plan.f_readers);
-	gm = group_new('f', LOWER, "MB", "%llu blocked readers: daemon RSS", (unsigned long long)plan.f_readers);
-	gw = group_new('f', LOWER, "ms", "%llu blocked readers: waking them all (one 64 B message each)",
-		       (unsigned long long)plan.f_readers);
-	rt = row_ipcfs(gt, "ipcfs --memory, single-threaded loop");
-	rm = row_ipcfs(gm, "ipcfs --memory");
-	rw = row_ipcfs(gw, "ipcfs --memory, write framing");
-	group_note(gt, "%d processes x %llu threads, each thread its own open file and read(2).",
-		   READER_PROCS, (unsigned long long)(plan.f_readers / READER_PROCS));
-	group_note(gw, "from the first of %llu writes (one writer process) until the last reader returned.",
-		   (unsigned long long)plan.f_readers);
-	in = inst_shared("memory", &ierr);
-	if (!in) {
-		row_err(rt, "%s", ierr);
-		row_err(rm, "%s", ierr);
-		row_err(rw, "%s", ierr);
-		return;
-	}
-	memset(&j, 0, sizeof(j));
-	j.procs = READER_PROCS;
-	j.per_proc = (int)(plan.f_readers / READER_PROCS);
-	j.messages = (uint64_t)j.per_proc * READER_PROCS;
-	j.want = j.messages;
-	j.in = in;
-	for (int rep = 0; rep < plan.f_reps && row_live(rw); rep++) {
-		struct run run = { 0 };
-		char name[64];
-		int r;
-
-		progress("f. %llu blocked readers: repetition %d/%d", (unsigned long long)j.want, rep + 1,
-			 plan.f_reps);
-		fresh_name(name, sizeof(name), "mbox/wake");
-		inst_path(in, name, j.path, sizeof(j.path));
-		r = make_obj(j.path);
-		if (!r)
-			r = set_xattr(j.path, "framing", "write");
-		if (r) {
-			row_err(rw, "creating %s: %s", name, strerror(-r));
-			unlink(j.path);
-			break;
-		}
-		run.before_go = readers_blocked;
-		run.hook_arg = &j;
-		if (run_procs(READER_PROCS + 1, readers_child, &j, in, SCALE_TIMEOUT, &run)) {
-			row_err(rt, "%s", run.err);
-			row_err(rm, "%s", run.err);
-			row_err(rw, "%s", run.err);
+	gt = group_new('f', LOWER, "threads", "%llu readers blocked in read(2) on one file: daemon threads", n);
+	gm = group_new('f', LOWER, "MB", "%llu blocked readers: daemon RSS", n);
+	gw = group_new('f', LOWER, "ms", "%llu blocked readers: waking them all, one 64 B message each", n);
+	for (int v = 0; v < NRV; v++) {
+		if (v == RV_IPCFS) {
+			rt[v] = row_ipcfs(gt, "%s", labels[v]);
+			rm[v] = row_ipcfs(gm, "%s", labels[v]);
+			rw[v] = row_ipcfs(gw, "%s", labels[v]);
 		} else {
-			row_add(rt, (double)j.threads);
-			row_add(rm, (double)j.rss_kb / 1024.0);
-			row_add(rw, (run_end(&run, 0, READER_PROCS) - run.t0) * 1e3);
+			rt[v] = v == RV_FLOOR ? row_ref(gt, "%s", labels[v]) : NULL;
+			rm[v] = v == RV_FLOOR ? row_ref(gm, "%s", labels[v]) : NULL;
+			rw[v] = row_ref(gw, "%s", labels[v]);
 		}
-		run_free(&run);
-		unlink(j.path);
+	}
+	group_note(gt, "%d processes x %llu threads, each thread its own open file and a 64 B read(2);"
+		       " both daemons run their single-threaded loop.", READER_PROCS, n / READER_PROCS);
+	group_note(gw, "from the first of %llu 64 B writes (one writer process) until the last reader"
+		       " returned.", n);
+	for (int rep = 0; rep < plan.f_reps; rep++) {
+		progress("f. %llu blocked readers: repetition %d/%d", n, rep + 1, plan.f_reps);
+		for (int v = 0; v < NRV; v++) {
+			struct readjob j;
+			char err[512];
+			double ms = 0;
+
+			if (!row_live(rw[v]))
+				continue;
+			memset(&j, 0, sizeof(j));
+			j.v = (enum rv)v;
+			j.procs = READER_PROCS;
+			j.per_proc = (int)(plan.f_readers / READER_PROCS);
+			j.messages = (uint64_t)j.per_proc * READER_PROCS;
+			if (readers_run(&j, &ms, err, sizeof(err))) {
+				row_err(rw[v], "%s", err);
+				if (rt[v]) {
+					row_err(rt[v], "%s", err);
+					row_err(rm[v], "%s", err);
+				}
+				continue;
+			}
+			row_add(rw[v], ms);
+			if (rt[v]) {
+				row_add(rt[v], (double)j.threads);
+				row_add(rm[v], (double)j.rss_kb / 1024.0);
+			}
+		}
 	}
 }
 
