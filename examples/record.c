@@ -121,6 +121,7 @@ static int check_one(const unsigned char *msg, uint32_t len, void *arg)
 	return 0;
 }
 
+/* The self-test: COUNT messages out in batches, back in big reads. */
 int main(int argc, char **argv)
 {
 	const char *mnt = argc > 1 ? argv[1] : getenv("IPCFS_MNT");

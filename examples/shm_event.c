@@ -113,6 +113,7 @@ static int make(const char *path, const char *attr, const char *value)
 	return 0;
 }
 
+/* Maps the whole region shared; NULL on failure (message printed). */
 static uint8_t *map_region(void)
 {
 	int fd = open(shm_path, O_RDWR | O_CLOEXEC);
@@ -200,6 +201,7 @@ static int parent(pid_t pid)
 	return rc;
 }
 
+/* Makes the events and the region, runs the two sides, removes it all. */
 int main(int argc, char **argv)
 {
 	const char *mnt = argc > 1 ? argv[1] : getenv("IPCFS_MNT");

@@ -184,6 +184,7 @@ static const char *fmt_size(uint64_t v, char *buf, size_t size)
 	return buf;
 }
 
+/* Whether s names a kind of object (mbox, fifo, shm, sem, event, topic). */
 static bool is_kind(const char *s)
 {
 	for (size_t i = 0; i < NKINDS; i++)
@@ -192,6 +193,7 @@ static bool is_kind(const char *s)
 	return false;
 }
 
+/* Whether key is a setting (read-write) rather than a statistic. */
 static bool is_setting(const char *key)
 {
 	for (size_t i = 0; i < sizeof(settings) / sizeof(settings[0]); i++)
@@ -223,6 +225,7 @@ static const char *user_name(uid_t uid, char *buf, size_t size)
 	return buf;
 }
 
+/* The group name for gid (or the number), in buf. */
 static const char *group_name(gid_t gid, char *buf, size_t size)
 {
 	struct group *gr = getgrgid(gid);
@@ -351,6 +354,7 @@ struct printer {
 	size_t len; /* bytes printed of the current message */
 };
 
+/* Prints part of a message. Returns 0 or -errno (stdout failed). */
 static int pr_chunk(struct printer *p, const char *buf, size_t len)
 {
 	if (!len || p->quiet)
@@ -411,6 +415,7 @@ static const char *obj_get(const struct obj *o, const char *key)
 	return NULL;
 }
 
+/* A numeric attribute loaded into o; 0 when it has none. */
 static uint64_t obj_u64(const struct obj *o, const char *key)
 {
 	const char *v = obj_get(o, key);
@@ -418,6 +423,7 @@ static uint64_t obj_u64(const struct obj *o, const char *key)
 	return v ? strtoull(v, NULL, 10) : 0;
 }
 
+/* Frees what o owns (not o itself); NULL is a no-op. */
 static void obj_fini(struct obj *o)
 {
 	if (!o)
@@ -539,6 +545,7 @@ struct objlist {
 	int rc; /* first error met while walking (an exit code), or 0 */
 };
 
+/* Frees every object of l and its array; l may be reused. */
 static void objlist_free(struct objlist *l)
 {
 	for (size_t i = 0; i < l->n; i++)
@@ -767,6 +774,8 @@ struct create_opt {
 	char val[32];
 };
 
+/* ipcctl create KIND PATH [settings]: all settings are checked before
+ * anything is made; a refused one removes the new object again. */
 static int cmd_create(int argc, char **argv)
 {
 	static const struct option lo[] = {
@@ -1031,6 +1040,7 @@ struct table {
 	bool oom;
 };
 
+/* Adds a row (t->ncol strings, copied); out of memory sets t->oom. */
 static void table_row(struct table *t, const char *const *cols)
 {
 	if (t->oom)
@@ -1081,6 +1091,7 @@ static void table_print(FILE *f, const struct table *t, unsigned right)
 	}
 }
 
+/* Frees the cells; t may be reused. */
 static void table_free(struct table *t)
 {
 	for (size_t i = 0; i < t->nrows * (size_t)t->ncol; i++)
@@ -1090,6 +1101,7 @@ static void table_free(struct table *t)
 	t->nrows = t->cap = 0;
 }
 
+/* ipcctl ls [DIR] [--json]: a table, or a JSON array, of the objects under DIR. */
 static int cmd_ls(int argc, char **argv)
 {
 	static const struct option lo[] = {
@@ -1345,6 +1357,8 @@ static int send_error(const struct obj *o, int err)
 	return fail(err, "%s", o->path);
 }
 
+/* ipcctl send PATH [FILE|-]: one message, written as its kind and
+ * framing want it (see the command's help). */
 static int cmd_send(int argc, char **argv)
 {
 	static const struct option lo[] = {
@@ -1583,6 +1597,8 @@ struct recv_opts {
 	bool count_set;
 };
 
+/* Parses the options of recv, wait and drain that shortopts allows and
+ * checks for one operand. Returns -1 to go on, or an exit code. */
 static int parse_recv_opts(int argc, char **argv, const char *shortopts, struct recv_opts *ro)
 {
 	static const struct option lo[] = {
@@ -1623,6 +1639,8 @@ static int parse_recv_opts(int argc, char **argv, const char *shortopts, struct 
 	return operands(argc, 1, 1);
 }
 
+/* ipcctl recv PATH [--timeout S] [--count N] [--raw]: prints messages as
+ * they come, waiting with poll(2) on a non-blocking file. */
 static int cmd_recv(int argc, char **argv)
 {
 	static const char *const ok[] = { "mbox", "fifo", "topic", NULL };
@@ -1688,6 +1706,8 @@ out:
 	return r;
 }
 
+/* ipcctl wait PATH [--timeout S]: the next firing of an event, or one
+ * unit of a semaphore. */
 static int cmd_wait(int argc, char **argv)
 {
 	static const char *const ok[] = { "event", "sem", NULL };
@@ -1736,6 +1756,8 @@ out:
 	return r;
 }
 
+/* ipcctl drain PATH: reads everything queued with O_NONBLOCK until EAGAIN
+ * and prints how much it took. */
 static int cmd_drain(int argc, char **argv)
 {
 	static const char *const ok[] = { "mbox", "fifo", "sem", NULL };
@@ -1837,6 +1859,7 @@ out:
 
 static volatile sig_atomic_t top_stop;
 
+/* SIGINT, SIGTERM, SIGHUP: end top after the current frame. */
 static void top_signal(int sig)
 {
 	(void)sig;
@@ -1850,6 +1873,7 @@ struct sample {
 	uint64_t in, out;
 };
 
+/* Orders samples by name (qsort, bsearch). */
 static int sample_cmp(const void *a, const void *b)
 {
 	return strcmp(((const struct sample *)a)->name, ((const struct sample *)b)->name);
@@ -2021,6 +2045,8 @@ static int top_frame(FILE *f, const char *root, struct sample **prev, size_t *np
 	return r;
 }
 
+/* ipcctl top [MOUNT] [--once] [--interval S]: frames until q, a signal or
+ * --once; on a terminal, redrawn in place with the cursor hidden. */
 static int cmd_top(int argc, char **argv)
 {
 	static const struct option lo[] = {
@@ -2221,6 +2247,7 @@ static const struct cmd cmds[] = {
 };
 #define NCMDS (sizeof(cmds) / sizeof(cmds[0]))
 
+/* The tool's help: the commands and the exit codes. */
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -2240,6 +2267,7 @@ static void usage(FILE *f)
 		"denied, 5 timeout.\n");
 }
 
+/* The command called name, or NULL. */
 static const struct cmd *find_cmd(const char *name)
 {
 	for (size_t i = 0; i < NCMDS; i++)
@@ -2248,6 +2276,7 @@ static const struct cmd *find_cmd(const char *name)
 	return NULL;
 }
 
+/* ipcctl help [COMMAND]. */
 static int cmd_help(int argc, char **argv)
 {
 	const struct cmd *c;
@@ -2270,6 +2299,7 @@ static int cmd_help(int argc, char **argv)
 	return RC_OK;
 }
 
+/* Dispatches to the command named by argv[1]; its return is the exit code. */
 int main(int argc, char **argv)
 {
 	const struct cmd *c;
