@@ -468,7 +468,7 @@ static int record_check(struct ipc_store *st, struct ipc_handle *h, const char *
 		have = h->pend->len;
 		memcpy(hdr, h->pend->data, have < 4 ? have : 4);
 		if (have >= 4)
-			rlen = le32(hdr);
+			rlen = le32(hdr); /* checked when it was first seen */
 	}
 	while (p < len) {
 		size_t take;
@@ -480,7 +480,8 @@ static int record_check(struct ipc_store *st, struct ipc_handle *h, const char *
 			if (have < 4)
 				break;
 			rlen = le32(hdr);
-			if (rlen > msg_max(st, n))
+			/* A record must fit in one read's reply, header included. */
+			if (rlen > msg_max(st, n) || rlen > st->lim.write_msg_max - 4)
 				return -EFBIG;
 		}
 		take = 4 + rlen - have < len - p ? 4 + rlen - have : len - p;

@@ -7,6 +7,7 @@ report or a crash. Tests never sleep to wait for the daemon; they poll.
 """
 import contextlib
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -22,6 +23,8 @@ BAD_STDERR = ("AddressSanitizer", "UndefinedBehaviorSanitizer", "runtime error:"
               "fuse: writing device")
 # Under sanitizers everything is slower; waits scale with this.
 SLOW = float(os.environ.get("IPCFS_TEST_SLOW", "1"))
+# A command the daemon runs under (e.g. valgrind ...); its exit status counts.
+WRAPPER = shlex.split(os.environ.get("IPCFS_DAEMON_WRAPPER", ""))
 
 
 def wait_until(pred, timeout=10.0, step=0.01, what="condition"):
@@ -53,7 +56,7 @@ class Mount:
     def start(self, extra=(), expect_fail=False):
         self.runs += 1
         self.logpath = os.path.join(self.workdir, "daemon-%d.log" % self.runs)
-        cmd = [BIN, "-f"]
+        cmd = WRAPPER + [BIN, "-f"]
         cmd += ["--memory"] if self.memory else ["--db", self.db]
         cmd += self.args + list(extra) + [self.mnt]
         self.log = open(self.logpath, "w")
