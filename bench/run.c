@@ -218,7 +218,7 @@ int run_procs(int n, child_fn fn, void *arg, struct inst *in, double timeout, st
 		char b;
 		int r;
 		if (left <= 0) {
-			set_err(run, "timeout: the run took more than %.0f s (hang?)", timeout);
+			set_err(run, "timeout: the run took more than %.3g s (hang?)", timeout);
 			give_up(pids, n, in, run);
 			goto out;
 		}

@@ -544,8 +544,9 @@ void wl_messages(void)
 		rsp = row_ref(g, "SOCK_SEQPACKET socketpair");
 		rfl = row_ref(g, "FUSE floor pipe, 1 write + 1 read/msg");
 		group_note(g, "write framing and the floor: one WRITE and one READ request per message"
-			      " (consumer buffer %llu KiB; the floor's reads are %zu B so it never merges);"
-			      " record framing: up to %u records per write, 1 MiB reads.",
+			      " (consumer buffer %llu KiB; the floor's reads are %zu B so it never merges"
+			      " writes), so the floor's requests/s are twice its figure; record framing:"
+			      " up to %u records per write, 1 MiB reads.",
 			   RBUF / KiB, size, batch);
 		jw.size = size;
 		jw.count = plan.a_fuse[s];
