@@ -268,6 +268,8 @@ int main(int argc, char **argv)
 		plan.f_msgs = scale_msgs;
 	if (scale_readers)
 		plan.f_readers = scale_readers;
+	if (plan.f_reps > cfg.reps)
+		plan.f_reps = cfg.reps;
 	snprintf(cfg.tmp, sizeof(cfg.tmp), "/tmp/ipcfs-bench.XXXXXX");
 	cleanup_init();
 	if (!mkdtemp(cfg.tmp)) {

@@ -131,9 +131,12 @@ static void readers_child(int idx, void *arg, struct wres *r)
 		close(fd);
 		return;
 	}
-	rl.rlim_cur = rl.rlim_max = (rlim_t)j->per_proc + 64;
-	if (setrlimit(RLIMIT_NOFILE, &rl))
-		child_fail(r, "setrlimit NOFILE %d: %s", j->per_proc + 64, strerror(errno));
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t)j->per_proc + 64) {
+		rl.rlim_cur = (rlim_t)j->per_proc + 64;
+		if (rl.rlim_max < rl.rlim_cur || setrlimit(RLIMIT_NOFILE, &rl))
+			child_fail(r, "RLIMIT_NOFILE cannot be raised to %d (hard limit %llu)",
+				   j->per_proc + 64, (unsigned long long)rl.rlim_max);
+	}
 	th = calloc((size_t)j->per_proc, sizeof(*th));
 	if (!th)
 		child_fail(r, "out of memory");

@@ -192,7 +192,9 @@ void wl_stream(void)
 		snprintf(sz, sizeof(sz), sizes[s] >= MiB ? "%zu MiB" : "%zu KiB",
 			 sizes[s] >= MiB ? (size_t)(sizes[s] / MiB) : (size_t)(sizes[s] / KiB));
 		g = group_new('b', HIGHER, "MB/s", "bulk stream, %s writes, 1 MiB reads", sz);
-		group_note(g, "%llu MiB per run; the reader checks the byte count and each 4 KiB block's index.",
+		group_note(g, "%llu MiB per run; the reader checks the byte count and each 4 KiB block's index."
+			      " A read returns what is queued (ipcfs, kernel), while the floor hands each write"
+			      " to the parked read: one READ per WRITE whenever the reader keeps up.",
 			   (unsigned long long)(plan.b_total[s] / MiB));
 		for (int v = 0; v < NV; v++) {
 			rows[v] = v == 0 ? row_ipcfs(g, "%s", vars[v].label) : row_ref(g, "%s", vars[v].label);
