@@ -244,7 +244,7 @@ void report_text(FILE *f, const struct machine *m, const char *cmdline)
 		fputc('\n', f);
 		for (int j = 0; j < g->nrows; j++) {
 			const struct row *r = &g->rows[j];
-			char a[32], b[32], c[32], lab[LABEL_W + 8];
+			char a[32], b[32], c[32], lab[sizeof(r->label) + 4];
 
 			snprintf(lab, sizeof(lab), "%c %s", r->tag ? r->tag : ' ', r->label);
 			if (!row_has(r)) {

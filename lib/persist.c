@@ -304,6 +304,16 @@ static int check_db(sqlite3 *db, const char *path, char *err, size_t errlen)
 	return r;
 }
 
+/* Whether a non-empty write-ahead log lies beside the database. */
+static bool has_wal(const char *path)
+{
+	char wal[PATH_MAX];
+	struct stat sb;
+
+	snprintf(wal, sizeof(wal), "%s-wal", path);
+	return stat(wal, &sb) == 0 && sb.st_size > 0;
+}
+
 /* check_db() on a read-only, immutable connection (nothing is written, not
  * even -wal/-shm files). A WAL left by a crash is not read here; the real
  * connection recovers it and loading checks what it reads. */
@@ -430,9 +440,11 @@ int persist_open(const char *path, enum ipc_sync sync, struct ipc_persist **out,
 		r = isnew;
 		goto fail;
 	}
-	if (!isnew) {
+	if (!isnew && !has_wal(path)) {
 		/* Check it read-only, as an immutable file, so that a refused
-		 * database gets no -wal/-shm files beside it either. */
+		 * database gets no -wal/-shm files beside it either. With a WAL
+		 * left by a crash the main file alone may be mid-checkpoint: then
+		 * only the real connection (which recovers the WAL) can judge. */
 		r = check_immutable(path, err, errlen);
 		if (r)
 			goto fail;
