@@ -881,6 +881,7 @@ class Result:
         self.region_bad = 0
         self.killed_writer = {}
         self.scenario_dups = 0
+        self.checkpoint_kills = 0  # kills that came as the main database file was written
         self.failures = []   # other failed checks (hangs, errors, scenarios)
         self.details = []    # first examples of each problem
         self.workdir = None
@@ -892,13 +893,13 @@ class Result:
     def summary(self):
         kw = ", ".join("%s %d" % kv for kv in sorted(self.killed_writer.items()))
         return ("torture: kills survived %d, messages checked %d, lost %d, duplicated %d, "
-                "corrupt %d, unknown %d, out of order %d, duplicated in one life %d; "
+                "corrupt %d; kills inside a checkpoint %d, unknown %d, out of order %d, duplicated in one life %d; "
                 "normal mode: lost within window+margin %d of %d recent (oldest %.0f ms before "
                 "the kill); region checks %d "
                 "(bad pages %d); killed open-framing writers: %s; scenario messages "
                 "redelivered %d; other failures %d" % (
                     self.kills, self.checked, self.lost, self.dups, self.corrupt,
-                    self.unknown, self.order, self.bad_dups, self.window_lost,
+                    self.checkpoint_kills, self.unknown, self.order, self.bad_dups, self.window_lost,
                     self.window_acked, self.window_age * 1000, self.region_checks,
                     self.region_bad, kw or "none", self.scenario_dups, len(self.failures)))
 
@@ -1067,6 +1068,7 @@ class Torture:
             self.probe(k)
         if load == "bulk" and not immediate:
             info["checkpoint"] = self.await_checkpoint(2.0 * SLOW)
+            self.res.checkpoint_kills += info["checkpoint"]
         info["kill"] = mono()
         self.m.kill()
         self.res.kills += 1
