@@ -287,10 +287,12 @@ int main(int argc, char **argv)
 	progress("ipcfs %s, fuse-floor %s, temporary directory %s", cfg.ipcfs, cfg.floor, cfg.tmp);
 
 	for (size_t i = 0; i < NWL; i++) {
+		m.load_before[i] = -1;
 		if (only >= 0 && (int)i != only)
 			continue;
 		if (only < 0 && cfg.quick && workloads[i].letter == 'f')
 			continue; /* minutes, not seconds: only with --only scale */
+		m.load_before[i] = loadavg();
 		workloads[i].run();
 	}
 

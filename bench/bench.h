@@ -212,6 +212,7 @@ struct machine {
 	long nproc;
 	char cpu[128], kernel[128], libfuse[32], sqlite[32], ipcfs[64];
 	double load_start, load_end;
+	double load_before[6];  /* before workloads a..f; < 0: not run */
 	long mem_mb;
 };
 void report_text(FILE *f, const struct machine *m, const char *cmdline);

@@ -220,7 +220,11 @@ void report_text(FILE *f, const struct machine *m, const char *cmdline)
 		m->ipcfs);
 	fprintf(f, "machine: %ld CPUs (%s), %ld MiB RAM, kernel %s, libfuse %s, SQLite %s\n",
 		m->nproc, m->cpu, m->mem_mb, m->kernel, m->libfuse, m->sqlite);
-	fprintf(f, "load average: %.2f at start, %.2f at end\n", m->load_start, m->load_end);
+	fprintf(f, "load average (1 min): %.2f at start;", m->load_start);
+	for (int i = 0; i < 6; i++)
+		if (m->load_before[i] >= 0)
+			fprintf(f, " %.2f before %c,", m->load_before[i], 'a' + i);
+	fprintf(f, " %.2f at end\n", m->load_end);
 	fprintf(f, "each figure: median of %d repetitions, with min and max; variants interleaved.\n",
 		cfg.reps);
 	fprintf(f, "ratio X/ref = ipcfs row X / reference row (medians); for rates above 1 means\n"
@@ -304,7 +308,14 @@ void report_json(FILE *f, const struct machine *m, const char *cmdline)
 	json_str(f, m->sqlite);
 	fputs(", \"ipcfs\": ", f);
 	json_str(f, m->ipcfs);
-	fprintf(f, ", \"load_start\": %.2f, \"load_end\": %.2f},\n", m->load_start, m->load_end);
+	fprintf(f, ", \"load_start\": %.2f, \"load_end\": %.2f, \"load_before\": {", m->load_start,
+		m->load_end);
+	for (int i = 0, first = 1; i < 6; i++)
+		if (m->load_before[i] >= 0) {
+			fprintf(f, "%s\"%c\": %.2f", first ? "" : ", ", 'a' + i, m->load_before[i]);
+			first = 0;
+		}
+	fputs("}},\n", f);
 	fprintf(f, "  \"repetitions\": %d,\n  \"quick\": %s,\n  \"groups\": [", cfg.reps,
 		cfg.quick ? "true" : "false");
 	for (int i = 0; i < ngroups; i++) {

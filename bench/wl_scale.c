@@ -1,4 +1,5 @@
 /* wl_scale.c - ipcfs-bench workload f: a million queued messages (memory, restart) and 10,000 blocked readers. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -6,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <dirent.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
