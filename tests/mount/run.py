@@ -61,14 +61,49 @@ class TapResult(unittest.TestResult):
         self._fail(test, err)
 
 
+def parallel(mods, jobs, k):
+    """Runs modules in up to `jobs` child runners; prints each module's TAP
+    lines when it ends (never interleaved). Returns the exit status."""
+    import subprocess
+    here = os.path.abspath(__file__)
+    pending, running, rc = list(mods), [], 0
+    while pending or running:
+        while pending and len(running) < jobs:
+            m = pending.pop(0)
+            cmd = [sys.executable, here] + (["-k", k] if k else []) + [m]
+            running.append((m, subprocess.Popen(cmd, stdout=subprocess.PIPE,
+                                                stderr=subprocess.STDOUT, text=True)))
+        done = None
+        while done is None:
+            for item in running:
+                if item[1].poll() is not None:
+                    done = item
+                    break
+            else:
+                time.sleep(0.05)
+        running.remove(done)
+        out = done[1].stdout.read()
+        sys.stdout.write("".join(l + "\n" for l in out.splitlines() if not l.startswith("1..")))
+        sys.stdout.flush()
+        rc |= done[1].returncode
+    return 1 if rc else 0
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("-k", default=None)
+    ap.add_argument("-j", type=int, default=1, help="modules run in parallel")
     ap.add_argument("modules", nargs="*")
     a = ap.parse_args()
     here = os.path.dirname(os.path.abspath(__file__))
     mods = a.modules or sorted(f[:-3] for f in os.listdir(here)
                                if f.startswith("test_") and f.endswith(".py"))
+    if a.j > 1 and len(mods) > 1:
+        # The longest modules first, so that the workers finish together.
+        first = ["test_shm", "test_ipcctl", "test_mbox", "test_fifo", "test_persist",
+                 "test_sem", "test_daemon", "test_namespace", "test_shm_random"]
+        mods = [m for m in first if m in mods] + [m for m in mods if m not in first]
+        return parallel(mods, a.j, a.k)
     suite = unittest.TestSuite()
     loader = unittest.TestLoader()
     for name in mods:
