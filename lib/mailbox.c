@@ -43,6 +43,14 @@ static bool bytes_fit(const struct ipc_node *n, uint64_t own, uint64_t len)
 	return is_topic(n) || n->q.bytes + own + len <= n->set.max_bytes;
 }
 
+/* Room for msgs more messages of `bytes` in all, at once. */
+static bool room_for(const struct ipc_node *n, uint64_t msgs, uint64_t bytes)
+{
+	if (is_topic(n))
+		return topic_room(n, msgs);
+	return n->q.count + n->reserved + msgs <= n->set.max_messages && bytes_fit(n, 0, bytes);
+}
+
 static void mbox_init(struct ipc_store *st, struct ipc_node *n)
 {
 	n->set.framing = IPC_FRAMING_OPEN;
@@ -134,13 +142,7 @@ static int serve_records(struct ipc_store *st, struct ipc_node *n, size_t size,
 	}
 	for (size_t i = 0; i < count; i++) {
 		struct ipc_msg *m = msgq_pop_head(&n->q);
-		unsigned char *p = (unsigned char *)buf->data + off;
-		p[0] = (unsigned char)m->len;
-		p[1] = (unsigned char)(m->len >> 8);
-		p[2] = (unsigned char)(m->len >> 16);
-		p[3] = (unsigned char)(m->len >> 24);
-		memcpy(p + 4, m->data, m->len);
-		off += 4 + m->len;
+		off += ipc_msg_put_record(buf->data + off, m);
 		n->stats.out_msgs++;
 		n->stats.out_bytes += m->len;
 		store_uncharge(st, ipc_msg_charge(m));
@@ -402,10 +404,7 @@ static int line_check(struct ipc_store *st, struct ipc_handle *h, const char *bu
 		}
 		p += seg;
 	}
-	if (!partial_ok && lines &&
-	    (is_topic(n) ? !topic_room(n, lines)
-			 : n->q.count + n->reserved + lines > n->set.max_messages ||
-				   !bytes_fit(n, 0, bytes)))
+	if (!partial_ok && lines && !room_for(n, lines, bytes))
 		return OBJ_WAIT;
 	if (st->mem_used + len + lines * sizeof(struct ipc_msg) > st->lim.max_memory)
 		return -ENOSPC;
@@ -493,10 +492,7 @@ static int record_check(struct ipc_store *st, struct ipc_handle *h, const char *
 			have = 0;
 		}
 	}
-	if (!partial_ok && recs &&
-	    (is_topic(n) ? !topic_room(n, recs)
-			 : n->q.count + n->reserved + recs > n->set.max_messages ||
-				   !bytes_fit(n, 0, bytes)))
+	if (!partial_ok && recs && !room_for(n, recs, bytes))
 		return OBJ_WAIT;
 	if (st->mem_used + len + recs * sizeof(struct ipc_msg) > st->lim.max_memory)
 		return -ENOSPC;
@@ -520,11 +516,6 @@ static int push_record(struct ipc_store *st, struct ipc_node *n, const char *dat
 	return r;
 }
 
-static bool record_room(const struct ipc_node *n, uint64_t len)
-{
-	return slot_free(n) && bytes_fit(n, 0, len);
-}
-
 static int place_record(struct ipc_store *st, struct ipc_handle *h, const char *buf, size_t len,
 			bool partial_ok, size_t *placed)
 {
@@ -543,7 +534,7 @@ static int place_record(struct ipc_store *st, struct ipc_handle *h, const char *
 		if (!h->pend) {
 			if (left >= 4 && left - 4 >= (rlen = le32((const unsigned char *)buf + done))) {
 				/* A whole record in this write: no copy but the message. */
-				if (!record_room(n, rlen)) {
+				if (!room_for(n, 1, rlen)) {
 					r = OBJ_WAIT;
 					break;
 				}
@@ -569,7 +560,7 @@ static int place_record(struct ipc_store *st, struct ipc_handle *h, const char *
 		rlen = le32((const unsigned char *)h->pend->data);
 		need = 4 + (size_t)rlen - have;
 		take = need < left ? need : left;
-		if (take == need && !record_room(n, rlen)) {
+		if (take == need && !room_for(n, 1, rlen)) {
 			r = OBJ_WAIT;
 			break;
 		}

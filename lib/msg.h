@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "lib/list.h"
 
@@ -49,6 +50,20 @@ static inline struct ipc_msg *ipc_msg_ref(struct ipc_msg *m)
 
 /* Drops one reference; frees at zero. NULL is a no-op. Any thread. */
 void ipc_msg_unref(struct ipc_msg *m);
+
+/* Writes m as one record of record framing, [u32 little-endian length]
+ * [bytes], at p (4 + m->len bytes); returns that size. */
+static inline size_t ipc_msg_put_record(char *p, const struct ipc_msg *m)
+{
+	unsigned char *u = (unsigned char *)p;
+
+	u[0] = (unsigned char)m->len;
+	u[1] = (unsigned char)(m->len >> 8);
+	u[2] = (unsigned char)(m->len >> 16);
+	u[3] = (unsigned char)(m->len >> 24);
+	memcpy(p + 4, m->data, m->len);
+	return 4 + (size_t)m->len;
+}
 
 /* Bytes of memory charged for a message (payload capacity plus header). */
 static inline size_t ipc_msg_charge(const struct ipc_msg *m)

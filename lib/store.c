@@ -909,7 +909,8 @@ int store_create(struct ipc_store *st, uint64_t parent, const char *name, uint32
 	return r;
 }
 
-int store_unlink(struct ipc_store *st, uint64_t parent, const char *name)
+/* unlink(2) (dir false) and rmdir(2) (dir true). */
+static int remove_child(struct ipc_store *st, uint64_t parent, const char *name, bool dir)
 {
 	struct ipc_node *d, *n;
 	int r;
@@ -922,9 +923,11 @@ int store_unlink(struct ipc_store *st, uint64_t parent, const char *name)
 	if (!n || hidden(n))
 		r = -ENOENT;
 	else if (n->fixed)
-		r = -EPERM;
-	else if (n->is_dir)
-		r = -EISDIR;
+		r = dir ? -EBUSY : -EPERM;
+	else if (n->is_dir != dir)
+		r = dir ? -ENOTDIR : -EISDIR;
+	else if (dir && n->nchildren)
+		r = -ENOTEMPTY;
 	if (r)
 		goto out;
 	touch_dir(st, d);
@@ -934,31 +937,14 @@ out:
 	return r;
 }
 
+int store_unlink(struct ipc_store *st, uint64_t parent, const char *name)
+{
+	return remove_child(st, parent, name, false);
+}
+
 int store_rmdir(struct ipc_store *st, uint64_t parent, const char *name)
 {
-	struct ipc_node *d, *n;
-	int r;
-
-	store_lock(st);
-	d = dir_node(st, parent, &r);
-	if (!d)
-		goto out;
-	n = child(st, d, name);
-	if (!n || hidden(n))
-		r = -ENOENT;
-	else if (n->fixed)
-		r = -EBUSY;
-	else if (!n->is_dir)
-		r = -ENOTDIR;
-	else if (n->nchildren)
-		r = -ENOTEMPTY;
-	if (r)
-		goto out;
-	touch_dir(st, d);
-	remove_node(st, n);
-out:
-	store_unlock(st);
-	return r;
+	return remove_child(st, parent, name, true);
 }
 
 /* True when a is d or one of d's ancestors. */

@@ -124,14 +124,8 @@ static int serve_records(struct ipc_node *n, struct ipc_handle *h, size_t size,
 		return -ENOMEM;
 	}
 	for (size_t i = 0; i < count; i++) {
-		unsigned char *p = (unsigned char *)buf->data + off;
 		m = h->cur;
-		p[0] = (unsigned char)m->len;
-		p[1] = (unsigned char)(m->len >> 8);
-		p[2] = (unsigned char)(m->len >> 16);
-		p[3] = (unsigned char)(m->len >> 24);
-		memcpy(p + 4, m->data, m->len);
-		off += 4 + m->len;
+		off += ipc_msg_put_record(buf->data + off, m);
 		n->stats.out_msgs++;
 		n->stats.out_bytes += m->len;
 		rd->many[rd->nmany++] = ipc_msg_ref(m);
