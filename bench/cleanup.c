@@ -215,7 +215,7 @@ static void on_signal(int sig)
 {
 	char *rm[] = { "/bin/rm", "-rf", "--one-file-system", cfg.tmp, NULL };
 	char *envp[] = { NULL };
-	pid_t pid;
+	pid_t pid = -1;
 
 	if (cleaning)
 		return;

@@ -241,7 +241,7 @@ struct inst *inst_shared(const char *name, const char **err)
 		if (!shared[i].init) {
 			shared[i].init = true;
 			inst_init(in, name, strcmp(name, "floor") ? INST_IPCFS : INST_FLOOR);
-			snprintf(db, sizeof(db), "%s/%s.db", cfg.tmp, name);
+			snprintf(db, sizeof(db), "%s/%s.db", cfg.tmp, in->name);
 			if (strcmp(name, "memory") == 0) {
 				inst_arg(in, "--memory");
 			} else if (in->kind == INST_IPCFS) {
