@@ -4,7 +4,9 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
 #include <sys/statvfs.h>
+#include <unistd.h>
 
 #include "fs/fs.h"
 #include "lib/attrs.h"
@@ -557,6 +559,39 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		fuse_reply_write(req, written);
 }
 
+/* Whether thread tid is exiting because a signal killed it (its FLUSHes
+ * then come from the kernel closing its files): /proc/TID/stat has
+ * PF_EXITING in its flags and a signal number in its exit code. */
+static bool killed_by_signal(uint32_t tid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long flags = 0;
+	long code = 0;
+	ssize_t n;
+	int fd, field = 2;
+
+	snprintf(path, sizeof(path), "/proc/%u/stat", tid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	p = strrchr(buf, ')'); /* the command name may hold anything */
+	if (!p)
+		return false;
+	for (char *tok = strtok(p + 1, " "); tok; tok = strtok(NULL, " ")) {
+		field++;
+		if (field == 9)
+			flags = strtoul(tok, NULL, 10);
+		else if (field == 52)
+			code = strtol(tok, NULL, 10);
+	}
+	return (flags & 0x4 /* PF_EXITING */) && (code & 0x7f);
+}
+
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs_open *fo = fo_of(fi);
@@ -565,6 +600,10 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	int r;
 
 	(void)ino;
+	/* A writer killed in the middle of an open-framing message leaves no
+	 * part of it (the kernel's close of its files must not commit it). */
+	if (cred.tid == fo->h->cred.tid && ipc_write_pending(fo->h) && killed_by_signal(cred.tid))
+		ipc_abort_write(fo->h);
 	r = ipc_flush(fo->h, &cred, NULL);
 	if (r == IPC_E_AGAIN) {
 		fw = wait_new(req, FW_SYNC, fo);

@@ -25,6 +25,8 @@ struct ipc_kind_ops {
 	 * the commit), 0 when not, or -errno. */
 	int (*flush)(struct ipc_handle *h, const struct ipc_cred *cred);
 	void (*release)(struct ipc_handle *h);
+	/* Drops what the handle wrote and has not committed; true if any. */
+	bool (*abort)(struct ipc_handle *h);
 	unsigned (*poll)(struct ipc_handle *h);
 	uint64_t (*size)(const struct ipc_node *n);
 	/* truncate(2): 0, -EINVAL (not sizable), -EFBIG. */
@@ -46,6 +48,7 @@ int mbox_write(struct ipc_handle *h, const void *buf, size_t len, uint64_t off, 
 	       struct ipc_waiter *w, size_t *written);
 int mbox_flush(struct ipc_handle *h, const struct ipc_cred *cred);
 void mbox_release_writer(struct ipc_handle *h);
+bool mbox_abort(struct ipc_handle *h);
 /* Moves messages to parked readers and room to parked writers. */
 bool mbox_pump(struct ipc_store *st, struct ipc_node *n);
 

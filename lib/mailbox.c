@@ -734,7 +734,7 @@ int mbox_flush(struct ipc_handle *h, const struct ipc_cred *cred)
 	struct ipc_node *n = h->node;
 	int r = 0;
 
-	if (!(h->acc & IPC_ACC_WRITE) || cred->tid != h->cred.tid)
+	if (!(h->acc & IPC_ACC_WRITE) || cred->tid != h->cred.tid || h->aborted)
 		return 0;
 	h->failed = false;
 	if (n->set.framing == IPC_FRAMING_RECORD && h->pend) {
@@ -750,6 +750,16 @@ int mbox_flush(struct ipc_handle *h, const struct ipc_cred *cred)
 			mbox_pump(st, n);
 	}
 	return r;
+}
+
+bool mbox_abort(struct ipc_handle *h)
+{
+	bool had = h->pend != NULL;
+
+	drop_pending(h->st, h->node, h);
+	h->failed = true; /* and nothing later on this open either */
+	h->aborted = true;
+	return had;
 }
 
 void mbox_release_writer(struct ipc_handle *h)
@@ -816,6 +826,7 @@ const struct ipc_kind_ops mbox_ops = {
 	.write = mbox_write,
 	.flush = mbox_flush,
 	.release = mbox_release,
+	.abort = mbox_abort,
 	.poll = mbox_poll,
 	.size = mbox_size,
 	.changed = mbox_changed,

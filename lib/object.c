@@ -384,6 +384,28 @@ int ipc_flush(struct ipc_handle *h, const struct ipc_cred *cred, struct ipc_wait
 	return r;
 }
 
+bool ipc_abort_write(struct ipc_handle *h)
+{
+	const struct ipc_kind_ops *ops = ops_of(h->node);
+	bool r = false;
+
+	store_lock(h->st);
+	if (ops->abort)
+		r = ops->abort(h);
+	store_unlock(h->st);
+	return r;
+}
+
+bool ipc_write_pending(struct ipc_handle *h)
+{
+	bool r;
+
+	store_lock(h->st);
+	r = h->pend != NULL;
+	store_unlock(h->st);
+	return r;
+}
+
 int ipc_fsync(struct ipc_handle *h, struct ipc_waiter *w)
 {
 	struct ipc_store *st = h->st;

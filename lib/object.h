@@ -64,6 +64,7 @@ struct ipc_handle {
 	size_t pend_charge;       /* memory charged for pend */
 	bool slot;                /* holds a reserved message slot (open framing) */
 	bool failed;              /* open framing: message refused (EFBIG) */
+	bool aborted;             /* the writer was killed: commit nothing more */
 };
 
 /* Opens object `id` (not a directory: -EISDIR). oflags are open(2) flags.
@@ -112,6 +113,15 @@ void ipc_waiter_end(struct ipc_waiter *w, bool delivered);
  * it commits the open-framing message being written (full mode: after its
  * commit). Returns 0, -errno, IPC_E_AGAIN, IPC_E_PARKED. */
 int ipc_flush(struct ipc_handle *h, const struct ipc_cred *cred, struct ipc_waiter *w);
+
+/* The writer was killed (fs/ saw its process die by a signal): what this
+ * open file was writing and has not committed is dropped, and nothing more
+ * of it will be (open framing: a killed writer leaves no part message).
+ * Returns true when something was pending. */
+bool ipc_abort_write(struct ipc_handle *h);
+
+/* Whether the open file holds bytes written but not yet committed. */
+bool ipc_write_pending(struct ipc_handle *h);
 
 /* Waits until the object's state is durable. Returns 0, IPC_E_AGAIN,
  * IPC_E_PARKED, -EIO when the database failed. */

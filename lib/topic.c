@@ -347,6 +347,7 @@ const struct ipc_kind_ops topic_ops = {
 	.write = mbox_write,
 	.flush = mbox_flush,
 	.release = topic_release,
+	.abort = mbox_abort,
 	.poll = topic_poll,
 	.size = topic_size,
 	.changed = topic_changed,
