@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <limits.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -516,6 +517,12 @@ int main(int argc, char **argv)
 	char err[512] = "", *path = NULL, *mnt = NULL;
 	int r, ready_fd = -1, status = 1;
 
+	/* Message buffers of up to 1 MiB come and go at a high rate: keep them
+	 * in the heap (glibc would mmap and unmap every one above 128 KiB, and
+	 * each fresh page costs a fault), and return memory to the system only
+	 * when a lot is free. */
+	mallopt(M_MMAP_THRESHOLD, 32 << 20);
+	mallopt(M_TRIM_THRESHOLD, 64 << 20);
 	r = parse_args(argc, argv, &o);
 	if (r == 1)
 		return 0;
