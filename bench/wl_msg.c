@@ -46,6 +46,7 @@ struct msgjob {
 	size_t size;
 	uint64_t count;  /* messages (a) or measured round trips (c) */
 	uint64_t warm;   /* c: round trips before measuring */
+	uint64_t reads;  /* a: read calls the consumer made in the last run */
 	unsigned batch;  /* record framing: records per write */
 	struct chan ch[2];
 	double *lat;     /* c: `count` round-trip times (us), shared */
@@ -466,8 +467,10 @@ static int msg_run(struct msgjob *j, bool latency, struct inst *inst, double *ra
 		r = run_procs(2, latency ? c_child : a_child, j, inst, cfg.timeout, &run);
 		if (r)
 			snprintf(why, len, "%s", run.err);
-		else if (!latency)
+		else if (!latency) {
 			*rate = (double)run.res[1].count / (run.res[1].t_end - run.t0);
+			j->reads = (uint64_t)run.res[1].v[0];
+		}
 		run_free(&run);
 	}
 	for (int c = 0; c < nch; c++)
@@ -505,7 +508,7 @@ static void mq_limits(void)
 }
 
 /* Runs one variant of a group in a repetition, recording into row r. */
-static void a_variant(struct row *r, struct msgjob *j)
+static void a_variant(struct row *r, struct msgjob *j, double *per_read)
 {
 	char why[512];
 	double rate = 0;
@@ -514,6 +517,8 @@ static void a_variant(struct row *r, struct msgjob *j)
 	if (!row_live(r))
 		return;
 	k = msg_run(j, false, NULL, &rate, why, sizeof(why));
+	if (!k && per_read && j->reads)
+		*per_read = (double)j->count / (double)j->reads;
 	if (k > 0)
 		row_na(r, "%s", why);
 	else if (k < 0)
@@ -533,6 +538,7 @@ void wl_messages(void)
 		struct group *g;
 		struct row *rw, *rr, *rmq, *rsp, *rfl;
 		struct msgjob jw = { .tr = TR_MBOX }, jr, jmq, jsp, jfl;
+		double per_read[MAX_REPS];
 
 		if (batch * (4 + size) > WRITE_MAX)
 			batch = (unsigned)(WRITE_MAX / (4 + size));
@@ -562,13 +568,17 @@ void wl_messages(void)
 		jfl = jw;
 		jfl.tr = TR_FLOOR;
 		for (int rep = 0; rep < cfg.reps; rep++) {
+			per_read[rep] = 0;
 			progress("a. messages %zu B: repetition %d/%d", size, rep + 1, cfg.reps);
-			a_variant(rw, &jw);
-			a_variant(rr, &jr);
-			a_variant(rmq, &jmq);
-			a_variant(rsp, &jsp);
-			a_variant(rfl, &jfl);
+			a_variant(rw, &jw, NULL);
+			a_variant(rr, &jr, &per_read[rep]);
+			a_variant(rmq, &jmq, NULL);
+			a_variant(rsp, &jsp, NULL);
+			a_variant(rfl, &jfl, NULL);
 		}
+		if (row_live(rr) && rr->n)
+			group_note(g, "Record framing delivered %.0f records per read (median over the"
+				      " repetitions).", median(per_read, rr->n));
 	}
 }
 
