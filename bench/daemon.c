@@ -35,6 +35,9 @@ void inst_init(struct inst *in, const char *name, enum inst_kind kind)
 	in->slot = -1;
 	snprintf(in->mnt, sizeof(in->mnt), "%s/mnt-%s", cfg.tmp, name);
 	snprintf(in->log, sizeof(in->log), "%s/%s.log", cfg.tmp, name);
+	for (int i = 0; i < nall; i++)
+		if (all[i] == in)
+			return; /* re-initialised for another start */
 	if (nall < (int)(sizeof(all) / sizeof(all[0])))
 		all[nall++] = in;
 }

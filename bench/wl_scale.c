@@ -73,7 +73,8 @@ struct readjob {
 	int procs;          /* reader processes; process `procs` is the writer */
 	uint64_t messages;  /* the writer writes this many */
 	struct inst *in;    /* NULL: the kernel FIFO */
-	long threads, rss_kb;
+	long threads;
+	long rss0_kb, rss_kb; /* the daemon's VmRSS before the readers, with them blocked */
 };
 
 struct rthread {
@@ -250,17 +251,26 @@ static int readers_run(struct readjob *j, double *wake_ms, char *err, size_t len
 {
 	struct run run = { 0 };
 	struct hookctx h = { &run, j };
-	const char *ierr = NULL;
 	char name[64];
 	int r = 0;
 
+	/* Fresh daemons: their threads and memory are the readers' alone. */
+	static struct inst fresh[2];
+
 	j->in = NULL;
-	switch (j->v) {
-	case RV_IPCFS:
-		if (!(j->in = inst_shared("memory", &ierr))) {
-			snprintf(err, len, "%s", ierr);
+	if (j->v == RV_IPCFS || j->v == RV_FLOOR) {
+		j->in = &fresh[j->v];
+		inst_init(j->in, j->v == RV_IPCFS ? "readers" : "readers-floor",
+			  j->v == RV_IPCFS ? INST_IPCFS : INST_FLOOR);
+		if (j->v == RV_IPCFS)
+			inst_arg(j->in, "--memory");
+		if (inst_start(j->in)) {
+			snprintf(err, len, "%.400s", j->in->err);
 			return -1;
 		}
+	}
+	switch (j->v) {
+	case RV_IPCFS:
 		fresh_name(name, sizeof(name), "mbox/wake");
 		inst_path(j->in, name, j->path, sizeof(j->path));
 		r = make_obj(j->path);
@@ -268,15 +278,11 @@ static int readers_run(struct readjob *j, double *wake_ms, char *err, size_t len
 			r = set_xattr(j->path, "framing", "write");
 		if (r) {
 			snprintf(err, len, "creating %s: %s", name, strerror(-r));
-			unlink(j->path);
+			inst_stop(j->in);
 			return -1;
 		}
 		break;
 	case RV_FLOOR:
-		if (!(j->in = inst_shared("floor", &ierr))) {
-			snprintf(err, len, "%s", ierr);
-			return -1;
-		}
 		inst_path(j->in, "pipe", j->path, sizeof(j->path));
 		break;
 	case RV_KFIFO:
@@ -292,13 +298,16 @@ static int readers_run(struct readjob *j, double *wake_ms, char *err, size_t len
 	}
 	run.before_go = readers_blocked;
 	run.hook_arg = &h;
+	j->rss0_kb = j->in ? proc_status(j->in->pid, "VmRSS") : 0;
 	r = run_procs(j->procs + 1, readers_child, j, j->in, SCALE_TIMEOUT, &run);
 	if (r)
 		snprintf(err, len, "%s", run.err);
 	else
 		*wake_ms = (run_end(&run, 0, j->procs) - run.t0) * 1e3;
 	run_free(&run);
-	if (j->v != RV_FLOOR)
+	if (j->in)
+		inst_stop(j->in);
+	else
 		unlink(j->path);
 	return r;
 }
@@ -315,7 +324,9 @@ static void blocked_readers(void)
 	struct row *rt[NRV], *rm[NRV], *rw[NRV];
 
 	gt = group_new('f', LOWER, "threads", "%llu readers blocked in read(2) on one file: daemon threads", n);
-	gm = group_new('f', LOWER, "MB", "%llu blocked readers: daemon RSS", n);
+	gm = group_new('f', LOWER, "B/reader", "%llu blocked readers: daemon RSS growth per blocked reader", n);
+	group_note(gm, "a fresh daemon each repetition: (VmRSS with the readers blocked - VmRSS"
+		       " before they opened) / readers.");
 	gw = group_new('f', LOWER, "ms", "%llu blocked readers: waking them all, one 64 B message each", n);
 	for (int v = 0; v < NRV; v++) {
 		if (v == RV_IPCFS) {
@@ -357,7 +368,7 @@ static void blocked_readers(void)
 			row_add(rw[v], ms);
 			if (rt[v]) {
 				row_add(rt[v], (double)j.threads);
-				row_add(rm[v], (double)j.rss_kb / 1024.0);
+				row_add(rm[v], (double)(j.rss_kb - j.rss0_kb) * 1024.0 / (double)j.messages);
 			}
 		}
 	}
