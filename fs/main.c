@@ -623,6 +623,8 @@ out_unmount:
 	}
 	fs.persist = NULL;
 	store_abort_waiters(fs.st);
+	/* No notification may race with the unmount closing the device. */
+	fs_notify_stop(&fs);
 	fuse_session_unmount(fs.se);
 out:
 	if (fs.persist && persist_close(fs.persist)) {

@@ -13,7 +13,7 @@ void fs_poll_wake(void *ctx, void *handle_user)
 	/* st->lock is held: only move the handle to the queue. The handle is
 	 * one-shot; the kernel sends a new one with its next POLL. */
 	pthread_mutex_lock(&fs->notify_lock);
-	if (fo->ph) {
+	if (fo->ph && !fs->notify_stop) {
 		it = malloc(sizeof(*it));
 		if (it) {
 			it->ph = fo->ph;

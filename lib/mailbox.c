@@ -302,8 +302,12 @@ static int append_pending(struct ipc_store *st, struct ipc_node *n, struct ipc_h
 			cap = need;
 		if (cap > msg_max(st, n))
 			cap = need;
-		if (store_charge(st, cap - oldcap))
-			return -ENOSPC;
+		/* Near the memory limit, grow by exactly what is needed. */
+		if (store_charge(st, cap - oldcap)) {
+			cap = need;
+			if (store_charge(st, cap - oldcap))
+				return -ENOSPC;
+		}
 		if (m) {
 			nm = realloc(m, sizeof(*m) + cap);
 			if (nm)
@@ -333,10 +337,10 @@ static int place_open(struct ipc_store *st, struct ipc_handle *h, const char *bu
 	int r;
 
 	if (h->failed)
-		return -EFBIG;
+		return h->failed;
 	if (own + len > msg_max(st, n)) {
 		drop_pending(st, n, h);
-		h->failed = true;
+		h->failed = -EFBIG;
 		return -EFBIG;
 	}
 	if (!h->slot && !slot_free(n))
@@ -348,8 +352,12 @@ static int place_open(struct ipc_store *st, struct ipc_handle *h, const char *bu
 		h->slot = true;
 	}
 	r = append_pending(st, n, h, buf, len);
-	if (r)
+	if (r) {
+		/* Like EFBIG: a message cut short is never queued. */
+		drop_pending(st, n, h);
+		h->failed = r;
 		return r;
+	}
 	*placed = len;
 	return 0;
 }
@@ -736,7 +744,7 @@ int mbox_flush(struct ipc_handle *h, const struct ipc_cred *cred)
 
 	if (!(h->acc & IPC_ACC_WRITE) || cred->tid != h->cred.tid || h->aborted)
 		return 0;
-	h->failed = false;
+	h->failed = 0;
 	if (n->set.framing == IPC_FRAMING_RECORD && h->pend) {
 		/* A record cut short: refuse it (close(2) reports EINVAL). */
 		drop_pending(st, n, h);
@@ -757,7 +765,7 @@ bool mbox_abort(struct ipc_handle *h)
 	bool had = h->pend != NULL;
 
 	drop_pending(h->st, h->node, h);
-	h->failed = true; /* and nothing later on this open either */
+	h->failed = -EIO; /* and nothing later on this open either */
 	h->aborted = true;
 	return had;
 }

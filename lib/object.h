@@ -63,7 +63,9 @@ struct ipc_handle {
 	struct ipc_msg *pend;     /* open/line framing: message being built */
 	size_t pend_charge;       /* memory charged for pend */
 	bool slot;                /* holds a reserved message slot (open framing) */
-	bool failed;              /* open framing: message refused (EFBIG) */
+	int failed;               /* open framing: -errno that refused the message
+				   * (EFBIG, ENOSPC); later writes get it too until
+				   * the opener's close */
 	bool aborted;             /* the writer was killed: commit nothing more */
 };
 
