@@ -32,6 +32,7 @@ static const struct {
 	{ 'd', "regions", wl_regions, "mapped region vs /dev/shm: first touch, memcpy, msync" },
 	{ 'e', "durability", wl_durability, "--sync full vs SQLite; --sync normal vs --memory" },
 	{ 'f', "scale", wl_scale, "1,000,000 queued messages; 10,000 blocked readers" },
+	{ 'g', "cost", wl_cost, "instructions per message in the daemon (callgrind) vs the floor" },
 };
 #define NWL (sizeof(workloads) / sizeof(workloads[0]))
 
@@ -292,6 +293,8 @@ int main(int argc, char **argv)
 			continue;
 		if (only < 0 && cfg.quick && workloads[i].letter == 'f')
 			continue; /* minutes, not seconds: only with --only scale */
+		if (only < 0 && cfg.quick && workloads[i].letter == 'g')
+			continue; /* valgrind is slow: only with --only cost */
 		m.load_before[i] = loadavg();
 		workloads[i].run();
 	}

@@ -20,6 +20,7 @@
  */
 
 #define MAX_REPS 32
+#define NWL_MAX 7 /* workloads a..g */
 #define KiB 1024ULL
 #define MiB (1024ULL * 1024ULL)
 
@@ -108,6 +109,8 @@ struct inst {
 	enum inst_kind kind;
 	char args[4][256];    /* daemon options before -f, e.g. --sync full */
 	int nargs;
+	char wrap[6][256];    /* a command the daemon runs under (valgrind ...) */
+	int nwrap;
 	char mnt[192], log[192];
 	pid_t pid;            /* 0: not running */
 	int slot;             /* in cleanup's registry */
@@ -212,7 +215,7 @@ struct machine {
 	long nproc;
 	char cpu[128], kernel[128], libfuse[32], sqlite[32], ipcfs[64];
 	double load_start, load_end;
-	double load_before[6];  /* before workloads a..f; < 0: not run */
+	double load_before[NWL_MAX]; /* before workloads a..g; < 0: not run */
 	long mem_mb;
 };
 void report_text(FILE *f, const struct machine *m, const char *cmdline);
@@ -226,11 +229,14 @@ void wl_latency(void);     /* c */
 void wl_regions(void);     /* d */
 void wl_durability(void);  /* e */
 void wl_scale(void);       /* f */
+void wl_cost(void);        /* g */
 
 /* Pieces e reuses: one run of a (ipcfs mailbox, write framing) and of b
  * (ipcfs FIFO) on instance in. 0 with the figure, or -1 with err. */
 int msg_mbox_run(struct inst *in, size_t size, uint64_t count, double *rate, char *err,
 		 size_t errlen);
+int msg_floor_run(struct inst *in, size_t size, uint64_t count, double *rate, char *err,
+		  size_t errlen);
 int stream_fifo_run(struct inst *in, size_t wsize, uint64_t total, double *mbs, char *err,
 		    size_t errlen);
 /* A fresh name for an object or file: prefix-N. */

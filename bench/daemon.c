@@ -74,7 +74,7 @@ static void log_tail(const struct inst *in, char *buf, size_t len)
 static void exec_daemon(struct inst *in)
 {
 	char threads[16];
-	char *argv[16];
+	char *argv[24];
 	int n = 0, fd;
 
 	setpgid(0, 0); /* a terminal's Ctrl-C reaches the bench, which unmounts in order */
@@ -86,6 +86,8 @@ static void exec_daemon(struct inst *in)
 	fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (fd >= 0)
 		dup2(fd, 0);
+	for (int i = 0; i < in->nwrap; i++)
+		argv[n++] = in->wrap[i];
 	argv[n++] = in->kind == INST_FLOOR ? cfg.floor : cfg.ipcfs;
 	for (int i = 0; i < in->nargs; i++)
 		argv[n++] = in->args[i];

@@ -12,7 +12,7 @@ static struct group groups[MAX_GROUPS];
 static int ngroups;
 
 static const char *const wl_names[] = {
-	"messages", "stream", "latency", "regions", "durability", "scale",
+	"messages", "stream", "latency", "regions", "durability", "scale", "cost",
 };
 
 struct group *group_new(char wl, enum better b, const char *unit, const char *fmt, ...)
@@ -178,7 +178,7 @@ static double row_max(const struct row *r)
 
 static const char *wl_name(char wl)
 {
-	return wl >= 'a' && wl <= 'f' ? wl_names[wl - 'a'] : "?";
+	return wl >= 'a' && wl <= 'g' ? wl_names[wl - 'a'] : "?";
 }
 
 static int ntags(const struct group *g)
@@ -221,7 +221,7 @@ void report_text(FILE *f, const struct machine *m, const char *cmdline)
 	fprintf(f, "machine: %ld CPUs (%s), %ld MiB RAM, kernel %s, libfuse %s, SQLite %s\n",
 		m->nproc, m->cpu, m->mem_mb, m->kernel, m->libfuse, m->sqlite);
 	fprintf(f, "load average (1 min): %.2f at start;", m->load_start);
-	for (int i = 0; i < 6; i++)
+	for (int i = 0; i < NWL_MAX; i++)
 		if (m->load_before[i] >= 0)
 			fprintf(f, " %.2f before %c,", m->load_before[i], 'a' + i);
 	fprintf(f, " %.2f at end\n", m->load_end);
@@ -310,7 +310,7 @@ void report_json(FILE *f, const struct machine *m, const char *cmdline)
 	json_str(f, m->ipcfs);
 	fprintf(f, ", \"load_start\": %.2f, \"load_end\": %.2f, \"load_before\": {", m->load_start,
 		m->load_end);
-	for (int i = 0, first = 1; i < 6; i++)
+	for (int i = 0, first = 1; i < NWL_MAX; i++)
 		if (m->load_before[i] >= 0) {
 			fprintf(f, "%s\"%c\": %.2f", first ? "" : ", ", 'a' + i, m->load_before[i]);
 			first = 0;

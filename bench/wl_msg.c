@@ -486,6 +486,14 @@ int msg_mbox_run(struct inst *in, size_t size, uint64_t count, double *rate, cha
 	return msg_run(&j, false, in, rate, err, errlen) ? -1 : 0;
 }
 
+int msg_floor_run(struct inst *in, size_t size, uint64_t count, double *rate, char *err,
+		  size_t errlen)
+{
+	struct msgjob j = { .tr = TR_FLOOR, .size = size, .count = count };
+
+	return msg_run(&j, false, in, rate, err, errlen) ? -1 : 0;
+}
+
 static void mq_limits(void)
 {
 	static bool done;
