@@ -7,11 +7,6 @@
 #define BUF 256
 #define T_EVENT_DIR ((uint64_t)IPC_ROOT_ID + IPC_KIND_EVENT)
 
-static struct t_fix *fix(void **state)
-{
-	return *state;
-}
-
 static uint64_t event(struct ipc_store *st, const char *name)
 {
 	return t_create(st, T_EVENT_DIR, name);
@@ -25,29 +20,6 @@ static uint64_t blocked(struct ipc_store *st, uint64_t id)
 	v = store_node(st, id)->readers.n;
 	store_unlock(st);
 	return v;
-}
-
-static uint64_t mem_used(struct ipc_store *st)
-{
-	uint64_t v;
-
-	store_lock(st);
-	v = st->mem_used;
-	store_unlock(st);
-	return v;
-}
-
-static const char *attr(struct ipc_store *st, uint64_t id, const char *key)
-{
-	static char buf[64];
-	char name[128];
-	int n;
-
-	snprintf(name, sizeof(name), "user.ipcfs.%s", key);
-	n = attr_get(st, id, name, buf, sizeof(buf) - 1);
-	assert_true(n >= 0);
-	buf[n] = '\0';
-	return buf;
 }
 
 /* echo s > event/NAME: open O_WRONLY|O_TRUNC, write, close. */

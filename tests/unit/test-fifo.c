@@ -8,11 +8,6 @@
 
 #define BUF 256
 
-static struct t_fix *fix(void **state)
-{
-	return *state;
-}
-
 static uint64_t fifo(struct ipc_store *st, const char *name)
 {
 	return t_create(st, T_FIFO_DIR, name);
@@ -40,16 +35,6 @@ static unsigned poll_bits(struct ipc_handle *h)
 
 	ipc_poll(h, POLLIN | POLLOUT, false, &rev);
 	return rev;
-}
-
-static uint64_t mem_used(struct ipc_store *st)
-{
-	uint64_t v;
-
-	store_lock(st);
-	v = st->mem_used;
-	store_unlock(st);
-	return v;
 }
 
 /* Reads everything queued into a heap buffer (size bytes expected). */

@@ -6,11 +6,6 @@
 
 #define BUF 256
 
-static struct t_fix *fix(void **state)
-{
-	return *state;
-}
-
 /* Creates mbox/<name> with a framing ("open", "write", "line"). */
 static uint64_t mbox(struct ipc_store *st, const char *name, const char *framing)
 {
@@ -49,16 +44,6 @@ static void expect_read(struct ipc_handle *r, size_t size, const char *s)
 
 	assert_int_equal(t_read(r, size, 0, buf, sizeof(buf)), 0);
 	assert_string_equal(buf, s);
-}
-
-static uint64_t mem_used(struct ipc_store *st)
-{
-	uint64_t v;
-
-	store_lock(st);
-	v = st->mem_used;
-	store_unlock(st);
-	return v;
 }
 
 static struct ipc_node *node(struct ipc_store *st, uint64_t id)

@@ -8,11 +8,6 @@
 #define T_SEM_DIR ((uint64_t)IPC_ROOT_ID + IPC_KIND_SEM)
 #define SEM_MAX 2147483647ULL
 
-static struct t_fix *fix(void **state)
-{
-	return *state;
-}
-
 static uint64_t sem(struct ipc_store *st, const char *name)
 {
 	return t_create(st, T_SEM_DIR, name);
@@ -46,20 +41,6 @@ static uint64_t blocked(struct ipc_store *st, uint64_t id)
 	v = store_node(st, id)->readers.n;
 	store_unlock(st);
 	return v;
-}
-
-/* A user.ipcfs.<key> attribute as a string. */
-static const char *attr(struct ipc_store *st, uint64_t id, const char *key)
-{
-	static char buf[64];
-	char name[128];
-	int n;
-
-	snprintf(name, sizeof(name), "user.ipcfs.%s", key);
-	n = attr_get(st, id, name, buf, sizeof(buf) - 1);
-	assert_true(n >= 0);
-	buf[n] = '\0';
-	return buf;
 }
 
 /* V: opens for writing, writes s, closes (echo s > sem/NAME). */

@@ -7,11 +7,6 @@
 #define BUF 256
 #define T_TOPIC_DIR ((uint64_t)IPC_ROOT_ID + IPC_KIND_TOPIC)
 
-static struct t_fix *fix(void **state)
-{
-	return *state;
-}
-
 /* Creates topic/<name> with a framing ("open", "write", "line"). */
 static uint64_t topic(struct ipc_store *st, const char *name, const char *framing)
 {
@@ -30,29 +25,6 @@ static uint64_t blocked(struct ipc_store *st, uint64_t id, bool writers)
 	v = writers ? store_node(st, id)->space.n : store_node(st, id)->readers.n;
 	store_unlock(st);
 	return v;
-}
-
-static uint64_t mem_used(struct ipc_store *st)
-{
-	uint64_t v;
-
-	store_lock(st);
-	v = st->mem_used;
-	store_unlock(st);
-	return v;
-}
-
-static const char *attr(struct ipc_store *st, uint64_t id, const char *key)
-{
-	static char buf[64];
-	char name[128];
-	int n;
-
-	snprintf(name, sizeof(name), "user.ipcfs.%s", key);
-	n = attr_get(st, id, name, buf, sizeof(buf) - 1);
-	assert_true(n >= 0);
-	buf[n] = '\0';
-	return buf;
 }
 
 static uint64_t num(struct ipc_store *st, uint64_t id, const char *key)

@@ -326,4 +326,34 @@ static inline struct ipc_store *t_fix_store(struct t_fix *f, const struct ipc_li
 #define T_ST(state) (((struct t_fix *)*(state))->st)
 #define T_UNIT(fn) cmocka_unit_test_setup_teardown(fn, t_setup, t_teardown)
 
+/* Helpers several test files share. */
+
+static inline struct t_fix *fix(void **state)
+{
+	return *state;
+}
+
+static inline uint64_t mem_used(struct ipc_store *st)
+{
+	uint64_t v;
+
+	store_lock(st);
+	v = st->mem_used;
+	store_unlock(st);
+	return v;
+}
+
+static inline const char *attr(struct ipc_store *st, uint64_t id, const char *key)
+{
+	static char buf[64];
+	char name[128];
+	int n;
+
+	snprintf(name, sizeof(name), "user.ipcfs.%s", key);
+	n = attr_get(st, id, name, buf, sizeof(buf) - 1);
+	assert_true(n >= 0);
+	buf[n] = '\0';
+	return buf;
+}
+
 #endif
