@@ -147,11 +147,13 @@ class LimitTest(MountTest):
 
     def rss_bound(self, limit):
         """The most the daemon may hold with `limit` payload bytes in memory.
-        A sanitizer build holds freed memory in quarantine (256 MiB by
-        default) and shadow memory besides."""
+        A sanitizer build holds freed memory in quarantine (ASan: 256 MiB by
+        default) and shadow memory besides (ASan, TSan)."""
         with open("/proc/%d/maps" % self.m.proc.pid) as f:
-            asan = "libasan" in f.read()
-        return limit + RSS_OVERHEAD + (256 * MIB if asan else 0)
+            maps = f.read()
+        # ThreadSanitizer keeps shadow memory and history for every access.
+        sanitizer = "libasan" in maps or "libtsan" in maps
+        return limit + RSS_OVERHEAD + (256 * MIB if sanitizer else 0)
 
     def assert_alive(self):
         self.assertIsNone(self.m.proc.poll(), "the daemon died:\n" + self.m.stderr()[-3000:])
