@@ -582,7 +582,8 @@ static bool killed_by_signal(uint32_t tid)
 	p = strrchr(buf, ')'); /* the command name may hold anything */
 	if (!p)
 		return false;
-	for (char *tok = strtok(p + 1, " "); tok; tok = strtok(NULL, " ")) {
+	for (char *save = NULL, *tok = strtok_r(p + 1, " ", &save); tok;
+	     tok = strtok_r(NULL, " ", &save)) {
 		field++;
 		if (field == 9)
 			flags = strtoul(tok, NULL, 10);
